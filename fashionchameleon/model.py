@@ -1,0 +1,254 @@
+"""The DiT, in the layout of the original Wan checkpoints (Wan2.1 / Wan2.2-TI2V).
+
+Parameter names equal Wan's (`patch_embedding`, `text_embedding`, `time_embedding`,
+`time_projection`, `blocks.N.{norm3,self_attn,cross_attn,ffn,modulation}`, `head.{head,modulation}`)
+so a Wan2.2-TI2V-5B-layout state dict loads with `strict=True`.
+
+FashionChameleon's in-context conditioning needs no extra parameters: reference view(s) and
+garment slot(s) are clean latent frames at timestep 0 placed before the video frames, each with
+its own temporal RoPE position. Timesteps are per frame (Wan2.2 takes one per token; all tokens
+of a frame share one).
+
+How self-attention sees other tokens is delegated to an *attention backend* (`SelfAttention`
+protocol): `FullSequence` attends within the given frames under a frame mask (teacher,
+teacher forcing, training); `fashionchameleon.cache.CacheAttention` writes the frames' keys and
+values into a KV cache and attends over the cache (streaming).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from .attention import attend, expand_mask
+from .config import ModelConfig
+from .rope import apply_rope, rope_cos_sin
+
+__all__ = ["WanDiT", "SelfAttention", "FullSequence", "TextKV", "sinusoidal_embedding"]
+
+
+class SelfAttention(Protocol):
+    """Decides which keys/values a layer's queries see. q/k/v `[B, H, L, Dh]` (k already rotated)."""
+
+    def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class FullSequence:
+    """Attend within the current frames; `frame_mask` `[F, F]` bool or None (= bidirectional)."""
+
+    frame_mask: torch.Tensor | None = None
+    tokens_per_frame: int = 1
+
+    def __post_init__(self) -> None:
+        self._mask = None if self.frame_mask is None else expand_mask(self.frame_mask, self.tokens_per_frame)
+
+    def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        mask = None if self._mask is None else self._mask.to(q.device)
+        return attend(q, k, v, mask)
+
+
+@dataclass
+class TextKV:
+    """Cross-attention keys/values of a prompt, per layer: `[B, H, Lt, Dh]` each. Compute once per prompt."""
+
+    k: list[torch.Tensor]
+    v: list[torch.Tensor]
+
+    def repeat(self, batch: int) -> "TextKV":
+        rep = lambda t: t if t.shape[0] == batch else t.expand(batch, *t.shape[1:])  # noqa: E731
+        return TextKV([rep(t) for t in self.k], [rep(t) for t in self.v])
+
+
+def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
+    """Wan's 1-D timestep embedding: `[N] -> [N, dim]` as [cos | sin], computed in float64."""
+    half = dim // 2
+    t = t.to(torch.float64)
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    ang = torch.outer(t, freqs)  # [N, half]
+    return torch.cat([ang.cos(), ang.sin()], dim=1)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 (Wan's `WanLayerNorm`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """q/k/v/o projections with q/k RMS norm over the full width (Wan's layout)."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        return rearrange(x, "b l (h d) -> b h l d", h=self.num_heads)
+
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(self.norm_k(self.k(context))), self.heads(self.v(context))
+
+
+class Block(nn.Module):
+    """One DiT block: modulated self-attention, cross-attention to text, modulated FFN."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.norm1 = LayerNorm(d, eps=cfg.eps, elementwise_affine=False)
+        self.self_attn = Attention(d, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm3 = LayerNorm(d, eps=cfg.eps, elementwise_affine=True) if cfg.cross_attn_norm else nn.Identity()
+        self.cross_attn = Attention(d, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm2 = LayerNorm(d, eps=cfg.eps, elementwise_affine=False)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, d))
+        self.modulation = nn.Parameter(torch.randn(1, 6, d) / d**0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], text_k: torch.Tensor,
+                text_v: torch.Tensor, attention: SelfAttention, layer: int) -> torch.Tensor:
+        # x [B, F, S, D]; e [B, F, 6, D] per-frame modulation (float32)
+        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e).unsqueeze(2).unbind(3)  # [B,F,1,D]
+        b, f, s, d = x.shape
+        h = (self.norm1(x).float() * (1 + scale1) + shift1).to(x.dtype)
+        sa = self.self_attn
+        q = apply_rope(sa.heads(sa.norm_q(sa.q(h.view(b, f * s, d)))), *rope)  # [B, H, F*S, Dh]
+        k = apply_rope(sa.heads(sa.norm_k(sa.k(h.view(b, f * s, d)))), *rope)
+        v = sa.heads(sa.v(h.view(b, f * s, d)))
+        y = sa.o(rearrange(attention(layer, q, k, v), "b h l d -> b l (h d)")).view(b, f, s, d)
+        x = x + (y.float() * gate1).to(x.dtype)
+
+        ca = self.cross_attn
+        cq = ca.heads(ca.norm_q(ca.q(self.norm3(x).view(b, f * s, d))))
+        x = x + ca.o(rearrange(attend(cq, text_k, text_v), "b h l d -> b l (h d)")).view(b, f, s, d)
+
+        h = (self.norm2(x).float() * (1 + scale2) + shift2).to(x.dtype)
+        return x + (self.ffn(h).float() * gate2).to(x.dtype)
+
+
+class Head(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = LayerNorm(cfg.dim, eps=cfg.eps, elementwise_affine=False)
+        self.head = nn.Linear(cfg.dim, cfg.out_dim * math.prod(cfg.patch_size))
+        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        # x [B, F, S, D]; e [B, F, D] (the time embedding before the 6-way projection)
+        shift, scale = (self.modulation.float() + e.unsqueeze(2)).unsqueeze(2).unbind(3)  # [B, F, 1, D]
+        return self.head((self.norm(x).float() * (1 + scale) + shift).to(x.dtype))
+
+
+class WanDiT(nn.Module):
+    """A Wan-layout video DiT with per-frame timesteps and pluggable self-attention."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.patch_embedding = nn.Conv3d(cfg.in_dim, d, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.head = Head(cfg)
+        self.reset_parameters()
+
+    # ---------------------------------------------------------------- init
+    def reset_parameters(self) -> None:
+        """Wan's initialisation: xavier linears, small normal embeddings, a zero output head."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
+        nn.init.zeros_(self.patch_embedding.bias)
+        for seq in (self.text_embedding, self.time_embedding):
+            for m in seq:
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, std=0.02)
+        nn.init.zeros_(self.head.head.weight)
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patch_embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.patch_embedding.weight.device
+
+    def grid(self, latent_hw: tuple[int, int]) -> tuple[int, int]:
+        _, ph, pw = self.cfg.patch_size
+        h, w = latent_hw
+        if h % ph or w % pw:
+            raise ValueError(f"latent size {h}x{w} is not divisible by the patch size {ph}x{pw}")
+        return h // ph, w // pw
+
+    def tokens_per_frame(self, latent_hw: tuple[int, int]) -> int:
+        gh, gw = self.grid(latent_hw)
+        return gh * gw
+
+    def text_kv(self, context: torch.Tensor) -> TextKV:
+        """Per-layer cross-attention K/V of prompt features `[B, Lt, text_dim]`."""
+        c = self.text_embedding(context.to(self.dtype))  # [B, Lt, D]
+        ks, vs = zip(*(blk.cross_attn.project_kv(c) for blk in self.blocks))
+        return TextKV(list(ks), list(vs))
+
+    def time_modulation(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """t `[B, F]` (0..1000) -> (e `[B, F, D]`, e0 `[B, F, 6, D]`), both float32."""
+        b, f = t.shape
+        emb = sinusoidal_embedding(self.cfg.freq_dim, t.reshape(-1)).to(self.dtype)  # [B*F, freq]
+        e = self.time_embedding(emb)  # [B*F, D]
+        e0 = self.time_projection(e).float().view(b, f, 6, self.cfg.dim)
+        return e.float().view(b, f, self.cfg.dim), e0
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
+                attention: SelfAttention | None = None) -> torch.Tensor:
+        """Predict the flow-matching velocity of every frame.
+
+        x `[B, C, F, H, W]` latents (condition frames first), t `[B, F]` timesteps (0 for clean
+        conditions), context prompt features `[B, Lt, text_dim]` or precomputed `TextKV`,
+        positions: temporal RoPE index of each of the F frames. Returns `[B, C_out, F, H, W]`.
+        """
+        b, _, f, h, w = x.shape
+        if len(positions) != f:
+            raise ValueError(f"got {len(positions)} positions for {f} frames")
+        if t.shape != (b, f):
+            raise ValueError(f"timesteps must be [B, F] = [{b}, {f}], got {list(t.shape)}")
+        gh, gw = self.grid((h, w))
+        text = context if isinstance(context, TextKV) else self.text_kv(context)
+        text = text.repeat(b)
+        if attention is None:
+            attention = FullSequence(None, gh * gw)
+
+        tokens = self.patch_embedding(x.to(self.dtype))  # [B, D, F, gh, gw]
+        tokens = rearrange(tokens, "b d f h w -> b f (h w) d")  # [B, F, S, D]
+        e, e0 = self.time_modulation(t.to(self.device))
+        rope = rope_cos_sin(positions, (gh, gw), self.cfg.head_dim, self.cfg.rope_theta, self.device)
+        for i, blk in enumerate(self.blocks):
+            tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+        out = self.head(tokens, e)  # [B, F, S, p*q*r*C]
+        pt, ph, pw = self.cfg.patch_size
+        return rearrange(out, "b f (h w) (p q r c) -> b c (f p) (h q) (w r)", h=gh, w=gw, p=pt, q=ph, r=pw)

@@ -1,0 +1,72 @@
+"""Flow-matching noise schedule with shift, as Wan / Self-Forcing use it.
+
+Convention: `sigma` in [0, 1], timestep `t = 1000 * sigma`;
+`x_t = (1 - sigma) * x0 + sigma * noise`, velocity `v = noise - x0`, so `x0 = x_t - sigma * v`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FlowMatchSchedule", "shift_sigma"]
+
+
+def shift_sigma(sigma: torch.Tensor | float, shift: float) -> torch.Tensor | float:
+    """Shifted sigma: shift*s / (1 + (shift - 1)*s)."""
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+@dataclass(frozen=True)
+class FlowMatchSchedule:
+    """The 1000-entry shifted training table and the few-step / many-step lists drawn from it."""
+
+    shift: float = 5.0
+    num_train_timesteps: int = 1000
+    sigma_min: float = 0.0
+
+    def training_sigmas(self) -> torch.Tensor:
+        """`[1000]` shifted sigmas, from 1 down (the last unshifted entry is 1/1000 above sigma_min)."""
+        n = self.num_train_timesteps
+        s = torch.linspace(1.0, self.sigma_min, n + 1, dtype=torch.float64)[:-1]  # "extra one step"
+        return shift_sigma(s, self.shift)
+
+    def training_timesteps(self) -> torch.Tensor:
+        return self.training_sigmas() * self.num_train_timesteps
+
+    def warp(self, steps: tuple[int, ...] | list[int]) -> torch.Tensor:
+        """Map a few-step list such as [1000, 750, 500, 250] onto the shifted table (Self-Forcing's warp).
+
+        With shift 5 this gives t = 1000, 937.5, 833.3, 625.
+        """
+        table = torch.cat([self.training_timesteps(), torch.zeros(1, dtype=torch.float64)])
+        idx = torch.tensor([self.num_train_timesteps - int(s) for s in steps])
+        return table[idx]
+
+    def sample_timesteps(self, num_steps: int) -> torch.Tensor:
+        """`num_steps + 1` timesteps from 1000 to 0 for a many-step ODE sampler (shifted spacing)."""
+        s = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
+        return shift_sigma(s, self.shift) * self.num_train_timesteps
+
+    def sigma(self, t: torch.Tensor | float) -> torch.Tensor | float:
+        return t / self.num_train_timesteps
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """Forward diffusion to timestep t (a float or a tensor broadcastable against x0)."""
+        s = self._as(t, x0)
+        return (1 - s) * x0 + s * noise
+
+    def x0_from_velocity(self, x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        return x_t - self._as(t, x_t) * v
+
+    def velocity_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        s = self._as(t, x_t)
+        return (x_t - x0) / s.clamp_min(1e-6) if isinstance(s, torch.Tensor) else (x_t - x0) / max(s, 1e-6)
+
+    def velocity_target(self, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return noise - x0
+
+    def _as(self, t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
+        if isinstance(t, torch.Tensor):
+            return (t.to(like.device, torch.float32) / self.num_train_timesteps).to(like.dtype)
+        return float(t) / self.num_train_timesteps
