@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from .config import ConfigError, ModelConfig, infer_config
 from .model import WanDiT
@@ -292,8 +293,6 @@ def _prepare_tensors(state_dict: Mapping[str, torch.Tensor], where: str, prefix:
 
 
 def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    from safetensors.torch import save_file
-
     if path.suffix.lower() in PICKLE_EXTENSIONS:
         raise CheckpointError(f"{path}: refusing to write a safetensors file with the pickle extension "
                               f"{path.suffix!r}; name it '*.safetensors'.")
@@ -416,8 +415,6 @@ def load_checkpoint(path: str | os.PathLike, expect_stage: str | tuple[str, ...]
     Files without ``fc_*`` metadata load only with ``allow_foreign=True`` (stage ``"unknown"``,
     config None); their stage is then not checked against `expect_stage`.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     header = read_header(path)
     meta = dict(header.get("__metadata__", {}))
@@ -642,8 +639,9 @@ def build_dit(ckpt_or_path: Checkpoint | str | os.PathLike, expect_stage: str | 
 
     The config comes from the ``fc_config`` metadata when present, else from the tensor shapes;
     metadata that disagrees with the shapes is an error. `dtype` None keeps the stored dtype of
-    the weights. The model is built on the meta device and receives the tensors (no double
-    allocation), and is returned in eval mode.
+    the weights. The model is built on the meta device and receives the tensors by assignment (no
+    second copy of the weights), so when a `Checkpoint` is passed and no cast or move is needed the
+    model's parameters share storage with ``ckpt.tensors``. Returned in eval mode.
     """
     if isinstance(ckpt_or_path, Checkpoint):
         ckpt = ckpt_or_path

@@ -1,0 +1,65 @@
+"""The engine never imports ComfyUI or the node layer (statically, and at run time)."""
+from __future__ import annotations
+
+import ast
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import fashionchameleon
+
+FORBIDDEN = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "server", "nodes",
+             "execution", "latent_preview")
+ENGINE = Path(fashionchameleon.__file__).parent
+ROOT = ENGINE.parent
+
+
+def _imports(path: Path, depth: int | None = None) -> list[tuple[str, int]]:
+    """Absolute imports of a file, and relative ones that climb out of the engine (depth = dirs + 1)."""
+    depth = len(path.relative_to(ENGINE).parts) if depth is None else depth
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.module, node.lineno))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0 and node.level > depth:
+            out.append(("<relative import leaving the engine>", node.lineno))  # e.g. `from .. import nodes`
+    return out
+
+
+def test_no_engine_file_imports_the_host_or_the_nodes():
+    bad = []
+    files = sorted(ENGINE.rglob("*.py"))
+    assert len(files) >= 10
+    for path in files:
+        for name, line in _imports(path):
+            if name.split(".")[0] in FORBIDDEN or name.startswith("<"):
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_scanner_catches_a_forbidden_import(tmp_path):
+    """The static check has teeth: a planted import is reported."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import folder_paths\nfrom comfy.model_management import get_torch_device\n"
+                     "from ..nodes import x\nfrom .cache import KVCache\n")
+    names = [n for n, _ in _imports(probe, depth=1)]
+    assert names == ["folder_paths", "comfy.model_management", "<relative import leaving the engine>"]
+
+
+def test_importing_every_engine_module_pulls_in_no_comfyui_module():
+    modules = [m.name for m in pkgutil.walk_packages([str(ENGINE)], prefix="fashionchameleon.")
+               if not m.name.endswith("__main__")]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"bad = sorted(k for k in sys.modules if k.split('.')[0] in {FORBIDDEN!r})\n"
+        "print('BAD', bad)\n"
+        "raise SystemExit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(modules) >= 10
