@@ -76,3 +76,39 @@ def test_rolling_positions_equal_absolute_until_the_window_is_full(micro_model):
                                      rope="rolling")
     assert plan.positions == [8, 9, 10]
     assert torch.equal(a, r)
+
+
+def test_teacher_forcing_noisy_half_equals_streaming_on_clean_history(micro_model):
+    """In-context teacher forcing trains exactly what streaming runs: noisy chunk j given clean chunks < j."""
+    from fashionchameleon.attention import teacher_forcing_mask
+
+    g = torch.Generator().manual_seed(11)
+    n_cond, chunks = 2, 3
+    n_video = chunks * CHUNK
+    conds = torch.randn(1, C, n_cond, *HW, generator=g)
+    clean = torch.randn(1, C, n_video, *HW, generator=g)
+    noisy = torch.randn(1, C, n_video, *HW, generator=g)
+    t_chunk = torch.tensor([900.0, 400.0, 150.0])  # per-chunk noise levels, diffusion-forcing style
+    text = micro_model.text_kv(torch.randn(1, 4, 16, generator=g))
+    n = n_cond + n_video
+    x = torch.cat([conds, clean, conds, noisy], dim=2)
+    t = torch.cat([torch.zeros(n + n_cond), t_chunk.repeat_interleave(CHUNK)])[None]
+    positions = list(range(n)) * 2  # clean frame j and noisy frame j share a position
+    with torch.no_grad():
+        tf = micro_model(x, t, text, positions, FullSequence(teacher_forcing_mask(n_cond, n_video, CHUNK), 4))
+        layout = CacheLayout(reference_views=1, garment_slots=("full",), sink_frames=3, window_frames=18)
+        cache = KVCache(layout, micro_model.cfg.num_layers, micro_model.cfg.num_heads, micro_model.cfg.head_dim, 4,
+                        rope="absolute")
+        condition_pass(micro_model, cache, text, {it: conds[:, :, i:i + 1]
+                                                  for i, it in enumerate(cache.condition_items())})
+        for j in range(chunks):
+            sl = slice(j * CHUNK, (j + 1) * CHUNK)
+            plan = cache.plan_chunk(CHUNK)  # the noisy pass writes the chunk's slot without committing it ...
+            out = micro_model(noisy[:, :, sl], torch.full((1, CHUNK), float(t_chunk[j])), text, plan.positions,
+                              CacheAttention(cache, plan))
+            ref = tf[:, :, n + n_cond + j * CHUNK:n + n_cond + (j + 1) * CHUNK]
+            assert (out - ref).abs().max().item() <= 1e-4
+            assert ref.abs().mean().item() > 1e-2
+            # ... and the clean pass overwrites that slot and commits it as history
+            micro_model(clean[:, :, sl], torch.zeros(1, CHUNK), text, plan.positions, CacheAttention(cache, plan))
+            cache.commit(plan)
