@@ -588,8 +588,8 @@ def load_dit_state(model: torch.nn.Module, state_dict: Mapping[str, Any], path: 
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es) (first: {_first(shapes)})")
         raise CheckpointError(f"{path}: the weights do not fit {what}: " + "; ".join(parts) + ". Check that the file "
-                              f"is a Wan-layout DiT made for this config (build_dit infers the config from the "
-                              f"file), not a LoRA, VAE or text-encoder file.")
+                              "is a Wan-layout DiT made for this config (build_dit infers the config from the "
+                              "file), not a LoRA, VAE or text-encoder file.")
     assign = any(t.is_meta for t in target.values())
     cast = {}
     for k, v in sd.items():

@@ -17,18 +17,16 @@ given, so a caller may keep an old state to re-decode from an earlier point (can
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .config import ConfigError
+from .config import ConfigError, JsonConfig
 
 __all__ = [
     "LatentCodec",
@@ -131,7 +129,7 @@ class LatentCodec(Protocol):
 
 
 @dataclass(frozen=True)
-class TinyCodecConfig:
+class TinyCodecConfig(JsonConfig):
     """Hyper-parameters of `TinyCodec`.
 
     `widths[i]` is the channel count after the i-th stride-2 downsampling stage of the encoder
@@ -161,17 +159,6 @@ class TinyCodecConfig:
     def num_stages(self) -> int:
         return int(math.log2(self.spatial_factor))
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | Mapping) -> "TinyCodecConfig":
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown codec config fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
 
 class _ResBlock(nn.Module):

@@ -13,15 +13,34 @@ from typing import Mapping
 
 import torch
 
-__all__ = ["ModelConfig", "StreamConfig", "PRESETS", "preset", "infer_config", "ConfigError"]
+__all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError"]
 
 
 class ConfigError(ValueError):
     """A config (or a state dict from which one is inferred) is not usable."""
 
 
+class JsonConfig:
+    """JSON round trip for frozen config dataclasses (what checkpoints store in their metadata)."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | Mapping):
+        data = json.loads(text) if isinstance(text, str) else dict(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Hyper-parameters of one Wan-layout DiT.
 
     Field names follow the original Wan `WanModel.__init__` arguments so that a real config
@@ -72,24 +91,10 @@ class ModelConfig:
         head = linear(d, self.out_dim * pt * ph * pw) + 2 * d
         return embed + self.num_layers * block + head
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | Mapping) -> "ModelConfig":
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
-
-    def replace(self, **changes) -> "ModelConfig":
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class StreamConfig:
+class StreamConfig(JsonConfig):
     """How a causal student streams, in latent frames.
 
     The cache holds, in order: the condition frames (reference view(s), garment slot(s)), an
@@ -131,14 +136,6 @@ class StreamConfig:
     def cache_frames(self, num_conditions: int = 2) -> int:
         """Total cache length in latent frames for a given number of condition frames."""
         return num_conditions + self.sink_frames + self.window_frames
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | Mapping) -> "StreamConfig":
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        return cls(**data)
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -9,18 +9,16 @@ vocabulary holds motion/scene words; any other word maps to the unknown token.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import re
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ConfigError
+from .config import ConfigError, JsonConfig
 
 __all__ = [
     "PromptEncoder",
@@ -84,7 +82,7 @@ def tokenize(prompt: str, text_len: int, vocab: Sequence[str] = MOTION_VOCAB) ->
 
 
 @dataclass(frozen=True)
-class TinyTextConfig:
+class TinyTextConfig(JsonConfig):
     """Hyper-parameters of `TinyPromptEncoder` (`text_dim`/`text_len` must match the DiT config)."""
 
     text_dim: int = 128
@@ -115,17 +113,6 @@ class TinyTextConfig:
     def vocab_size(self) -> int:
         return len(self.vocab) + 2  # + pad + unk
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | Mapping) -> "TinyTextConfig":
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown text config fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
 
 class _EncoderLayer(nn.Module):

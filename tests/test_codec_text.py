@@ -184,7 +184,7 @@ def test_codec_config_json():
     again = TinyCodecConfig.from_json(cfg.to_json())
     assert again == cfg and isinstance(again.widths, tuple)
     assert TinyCodecConfig.from_json({"latent_channels": 4}).latent_channels == 4
-    with pytest.raises(ValueError, match="unknown codec config fields.*'depth'"):
+    with pytest.raises(ValueError, match="unknown TinyCodecConfig fields.*'depth'"):
         TinyCodecConfig.from_json('{"depth": 3}')
     with pytest.raises(ValueError, match="log2"):
         TinyCodecConfig(spatial_factor=16, widths=(8, 16, 32))
@@ -286,7 +286,7 @@ def test_text_config_json():
     again = TinyTextConfig.from_json(cfg.to_json())
     assert again == cfg and again.vocab == ("walk", "turn") and again.vocab_size == 4
     assert TinyTextConfig.from_json("{}").vocab == MOTION_VOCAB
-    with pytest.raises(ValueError, match="unknown text config fields.*'depth'"):
+    with pytest.raises(ValueError, match="unknown TinyTextConfig fields.*'depth'"):
         TinyTextConfig.from_json({"depth": 2})
     with pytest.raises(ValueError, match="duplicate"):
         TinyTextConfig(vocab=("walk", "walk"))
