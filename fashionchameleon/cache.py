@@ -94,8 +94,9 @@ class WritePlan:
     frames: list[int]  # buffer frame of each input frame, in input order
     positions: list[int]  # temporal RoPE index of each input frame
     key_end: int  # keys are buffer frames [0, key_end)
-    key_mask: torch.Tensor | None  # [key_end] bool per frame, None when all are visible
+    key_mask: torch.Tensor | None  # [1, key_end*S] bool per key token, None when all are visible
     kind: str  # "conditions" or "video"
+    runs: list[tuple[int, int]] = field(default_factory=list)  # `frames` as (first frame, length) runs
 
 
 @dataclass
@@ -195,8 +196,9 @@ class KVCache:
         end = max(i for i, v in enumerate(visible) if v) + 1
         mask = None
         if not all(visible[:end]):
-            mask = torch.tensor(visible[:end], device=self.k.device)
-        return WritePlan(frames, positions, end, mask, kind)
+            per_frame = torch.tensor(visible[:end], device=self.k.device)
+            mask = per_frame.repeat_interleave(self.tokens_per_frame)[None, :]  # [1, end*S]
+        return WritePlan(frames, positions, end, mask, kind, _runs(frames))
 
     def plan_conditions(self, items: list[tuple[str, int]]) -> WritePlan:
         """Write condition frames, given as (segment, index) pairs; queries see only condition frames."""
@@ -254,9 +256,8 @@ class KVCache:
     def write(self, layer: int, plan: WritePlan, k: torch.Tensor, v: torch.Tensor) -> None:
         """Copy a layer's new keys/values `[B, H, n*S, Dh]` into the plan's frames, in place."""
         s = self.tokens_per_frame
-        runs = _runs(plan.frames)
         src = 0
-        for start, length in runs:
+        for start, length in plan.runs:
             dst = self._token_slice(start, length)
             self.k[layer, :, :, dst].copy_(k[:, :, src * s:(src + length) * s])
             self.v[layer, :, :, dst].copy_(v[:, :, src * s:(src + length) * s])
@@ -265,10 +266,7 @@ class KVCache:
     def keys(self, layer: int, plan: WritePlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Views of the keys/values a plan's queries see, and the token key mask (or None)."""
         end = plan.key_end * self.tokens_per_frame
-        mask = None
-        if plan.key_mask is not None:
-            mask = plan.key_mask.repeat_interleave(self.tokens_per_frame)[None, :]  # [1, Lk]
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end], mask
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end], plan.key_mask
 
     def commit(self, plan: WritePlan) -> None:
         """Mark a plan's frames valid and advance the stream bookkeeping.
@@ -364,6 +362,7 @@ class KVCache:
             raise CacheError("cannot clone a cache inside an open transaction")
         other = copy.copy(self)
         other.k, other.v = self.k.clone(), self.v.clone()
+        other._segments = dict(self._segments)
         other._state = copy.deepcopy(self._state)
         return other
 

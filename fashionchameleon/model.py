@@ -49,8 +49,9 @@ class FullSequence:
         self._mask = None if self.frame_mask is None else expand_mask(self.frame_mask, self.tokens_per_frame)
 
     def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        mask = None if self._mask is None else self._mask.to(q.device)
-        return attend(q, k, v, mask)
+        if self._mask is not None and self._mask.device != q.device:
+            self._mask = self._mask.to(q.device)  # moved once, reused by every layer
+        return attend(q, k, v, self._mask)
 
 
 @dataclass
