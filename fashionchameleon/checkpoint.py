@@ -88,7 +88,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-STAGES = ("teacher", "student", "tryoff", "codec", "text", "bundle")
+STAGES = ("teacher", "student", "tryoff", "codec", "text", "bundle", "training")  # training = resumable state
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 _MAX_HEADER = 100_000_000  # safetensors refuses larger headers too
 _ZIP_MAGIC = b"PK\x03\x04"

@@ -1,0 +1,74 @@
+"""Resumable training state in one safetensors file (no pickles): modules, optimizers, step, RNG.
+
+Optimizer state dicts are flattened: tensors become `optim.<name>.<param id>.<key>` entries and
+everything else (param groups, scalar state such as Adam's `step` when it is a number) goes into
+JSON metadata. The file is overwritten in place, atomically, so a run keeps one small checkpoint.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from .distributed import unwrap
+
+__all__ = ["save_state", "load_state"]
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, entries in sd["state"].items():
+        for key, val in entries.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"optim.{name}.{pid}.{key}"] = val
+            else:
+                scalars[f"{pid}.{key}"] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim.{name}."
+    for key, val in tensors.items():
+        if key.startswith(prefix):
+            pid, entry = key[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[entry] = val
+    for key, val in meta["scalars"].items():
+        pid, entry = key.split(".", 1)
+        state.setdefault(int(pid), {})[entry] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(path: str | Path, step: int, modules: Mapping[str, nn.Module],
+               optimizers: Mapping[str, torch.optim.Optimizer], config: Any, extra: Mapping[str, Any] | None = None) -> Path:
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        tensors.update({f"module.{name}.{k}": v for k, v in unwrap(module).state_dict().items()})
+    optim_meta = {}
+    for name, opt in optimizers.items():
+        t, meta = _flatten_optimizer(name, opt)
+        tensors.update(t)
+        optim_meta[name] = meta
+    tensors["rng.torch"] = torch.get_rng_state()
+    info = {"step": str(step), "optimizers": json.dumps(optim_meta), "extra": json.dumps(dict(extra or {}))}
+    return save_checkpoint(path, tensors, "training", config, extra=info)
+
+
+def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+               device: torch.device | str = "cpu") -> tuple[int, dict]:
+    """Restore modules and optimizers in place; returns (step, extra)."""
+    ckpt = load_checkpoint(path, expect_stage="training")
+    for name, module in modules.items():
+        prefix = f"module.{name}."
+        sd = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+        unwrap(module).load_state_dict(sd, strict=True)
+    optim_meta = json.loads(ckpt.metadata["optimizers"])
+    for name, opt in optimizers.items():
+        _restore_optimizer(name, opt, {k: v.to(device) for k, v in ckpt.tensors.items()}, optim_meta[name])
+    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    return int(ckpt.metadata["step"]), json.loads(ckpt.metadata["extra"])
