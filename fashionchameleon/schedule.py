@@ -70,3 +70,16 @@ class FlowMatchSchedule:
         if isinstance(t, torch.Tensor):
             return (t.to(like.device, torch.float32) / self.num_train_timesteps).to(like.dtype)
         return float(t) / self.num_train_timesteps
+
+
+def training_weight(t: torch.Tensor, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """Gaussian-shaped loss weight over timesteps ("bsmntw" in DiffSynth / Self-Forcing), mean ~1.
+
+    w(t) = exp(-2 ((t - T/2) / T)^2), shifted so its minimum over [0, T] is 0 and normalised so
+    its mean over a uniform grid is 1: mid-range timesteps count most, the extremes least.
+    """
+    grid = torch.linspace(0, num_train_timesteps, num_train_timesteps + 1, dtype=torch.float64)
+    bell = lambda x: torch.exp(-2 * ((x - num_train_timesteps / 2) / num_train_timesteps) ** 2)  # noqa: E731
+    base = bell(grid)
+    lo, mean = base.min(), (base - base.min()).mean()
+    return ((bell(t.to(torch.float64)) - lo) / mean).to(t.dtype if t.is_floating_point() else torch.float32)

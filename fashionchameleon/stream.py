@@ -29,6 +29,7 @@ from .model import WanDiT
 from .rescheduling import SwitchPolicy, apply_switch
 from .sampler import StepInfo, condition_pass, denoise_chunk
 from .schedule import FlowMatchSchedule
+from .seeding import generator_for, mix_seed
 from .text import PromptEncoder
 
 __all__ = ["StreamSession", "Chunk", "SwitchEvent", "Cancelled", "StreamInputError", "chunk_seed"]
@@ -46,11 +47,8 @@ class StreamInputError(ValueError):
 
 
 def chunk_seed(seed: int, index: int) -> int:
-    """A 63-bit seed per (stream seed, chunk index) via a SplitMix64 finaliser."""
-    z = (int(seed) * 0x9E3779B97F4A7C15 + (int(index) + 1) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) & ((1 << 63) - 1)
+    """The noise seed of chunk `index` of a stream seeded with `seed`."""
+    return mix_seed(seed, index)
 
 
 @dataclass(frozen=True)
@@ -204,7 +202,7 @@ class StreamSession:
 
     # ------------------------------------------------------------------ generation
     def _noises(self, index: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
-        g = torch.Generator().manual_seed(chunk_seed(self.seed, index))
+        g = generator_for(self.seed, index)
         return [torch.randn(shape, generator=g) for _ in range(len(self.timesteps))]
 
     def step(self, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Chunk:

@@ -1,0 +1,97 @@
+"""What the DiT stages (teacher, forcing, try-off) share: config, networks, optimizer, step, export."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, load_dit_state, save_checkpoint
+from ..config import JsonConfig, ModelConfig, preset
+from ..model import WanDiT
+from ..schedule import FlowMatchSchedule
+from ..seeding import generator_for
+from ..text import TinyPromptEncoder, TinyTextConfig
+from .batch import LatentBatch, LatentBatchFn
+
+__all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_timesteps", "drop_prompts"]
+
+
+@dataclass(frozen=True)
+class DiffusionStageConfig(JsonConfig):
+    """Knobs shared by the teacher, forcing and try-off stages."""
+
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)  # ModelConfig overrides on top of the preset
+    text: dict = field(default_factory=dict)  # TinyTextConfig fields
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    text_dropout: float = 0.1
+    shift: float = 5.0
+    init_model: str = ""  # DiT checkpoint to start from (the teacher for forcing/try-off); "" = fresh init
+    init_text: str = ""  # prompt-encoder checkpoint to start from
+    seed: int = 0
+
+
+def build_model_config(cfg: DiffusionStageConfig) -> ModelConfig:
+    return preset(cfg.preset).replace(**cfg.model) if cfg.model else preset(cfg.preset)
+
+
+def sample_timesteps(schedule: FlowMatchSchedule, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Timesteps drawn uniformly over the 1000-entry shifted table (float32, CPU)."""
+    table = schedule.training_timesteps().float()
+    return table[torch.randint(0, len(table), shape, generator=generator)]
+
+
+def drop_prompts(prompts: list[str], p: float, generator: torch.Generator) -> list[str]:
+    keep = torch.rand(len(prompts), generator=generator) >= p
+    return [t if k else "" for t, k in zip(prompts, keep.tolist())]
+
+
+class DiTStage:
+    """Base of the DiT stages: subclasses set `name`, `export_stage` and implement `loss`."""
+
+    name = "dit"
+    export_stage = "teacher"
+
+    def __init__(self, cfg: DiffusionStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu") -> None:
+        self.cfg, self.batches, self.device = cfg, batches, torch.device(device)
+        self.model_cfg = build_model_config(cfg)
+        self.model = WanDiT(self.model_cfg).to(self.device)
+        self.text = TinyPromptEncoder(TinyTextConfig.from_json(cfg.text)).to(self.device)
+        if self.text.text_dim != self.model_cfg.text_dim:
+            raise ValueError(f"prompt encoder text_dim {self.text.text_dim} != model text_dim {self.model_cfg.text_dim}")
+        if cfg.init_model:
+            load_dit_state(self.model, load_checkpoint(cfg.init_model, ("teacher", "student")).tensors, cfg.init_model)
+        if cfg.init_text:
+            self.text.load_state_dict(load_checkpoint(cfg.init_text, "text").tensors)
+        self.schedule = FlowMatchSchedule(shift=cfg.shift)
+        params = list(self.model.parameters()) + list(self.text.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    def modules(self):
+        return {"model": self.model, "text": self.text}
+
+    def optimizers(self):
+        return {"opt": self.opt}
+
+    def loss(self, batch: LatentBatch, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        self.model.train()
+        self.text.train()
+        loss = self.loss(self.batches(step).to(self.device), generator_for(self.cfg.seed, step))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.grad_clip)
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def export(self, out_dir: Path) -> list[Path]:
+        out = Path(out_dir)
+        return [save_checkpoint(out / f"{self.name}.safetensors", self.model.state_dict(), self.export_stage,
+                                self.model_cfg),
+                save_checkpoint(out / "text.safetensors", self.text.state_dict(), "text", self.text.config)]

@@ -1,0 +1,35 @@
+"""Stage `teacher`: in-context SFT of the bidirectional DiT (and the tiny prompt encoder).
+
+Per step: clean condition latents (reference view(s), garment slot(s)) at t = 0 before the
+noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted by
+the bell-shaped timestep weight; the prompt is dropped to "" with probability `text_dropout`
+so the teacher supports text CFG. Conditions are never dropped (paper §2.1).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..schedule import training_weight
+from .batch import LatentBatch
+from .dit_stage import DiTStage, drop_prompts, sample_timesteps
+
+__all__ = ["TeacherStage"]
+
+
+class TeacherStage(DiTStage):
+    name = "teacher"
+    export_stage = "teacher"
+
+    def loss(self, batch: LatentBatch, generator: torch.Generator) -> torch.Tensor:
+        conds = batch.conditions
+        b, _, n = conds.shape[:3]
+        f = batch.video.shape[2]
+        t = sample_timesteps(self.schedule, (b,), generator).to(self.device)  # one t per clip
+        noise = torch.randn(batch.video.shape, generator=generator).to(self.device)
+        x_t = self.schedule.add_noise(batch.video, noise, t[:, None, None, None, None])
+        context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
+        t_frames = torch.cat([torch.zeros(b, n, device=self.device), t[:, None].expand(b, f)], dim=1)
+        v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)))[:, :, n:].float()
+        per_clip = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none").mean((1, 2, 3, 4))
+        return (per_clip * training_weight(t)).mean()

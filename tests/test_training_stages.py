@@ -1,0 +1,63 @@
+"""Each DiT training stage runs a few steps on a fixed micro batch and its loss falls."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fashionchameleon.checkpoint import load_checkpoint
+from fashionchameleon.schedule import training_weight
+from fashionchameleon.train.batch import LatentBatch
+from fashionchameleon.train.dit_stage import DiffusionStageConfig
+from fashionchameleon.train.forcing_stage import ForcingStage
+from fashionchameleon.train.runner import RunConfig, run_stage
+from fashionchameleon.train.teacher_stage import TeacherStage
+
+MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
+             freq_dim=32)
+TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)
+
+
+def _fixed(step: int) -> LatentBatch:
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(2, 4, 6, 4, 4, generator=g)
+    return LatentBatch(video, video[:, :, :1] + 0.1, torch.randn(2, 4, 1, 4, 4, generator=g),
+                       ["a person walks", "a person waves"])
+
+
+def _cfg(**kw) -> DiffusionStageConfig:
+    return DiffusionStageConfig(model=MICRO, text=TEXT, lr=1e-2, text_dropout=0.0, **kw)
+
+
+def _mean_loss(stage, steps=range(100, 116)) -> float:
+    from fashionchameleon.seeding import generator_for
+    with torch.no_grad():
+        return sum(stage.loss(_fixed(0), generator_for(9, s)).item() for s in steps) / len(steps)
+
+
+@pytest.mark.parametrize("stage_cls", [TeacherStage, ForcingStage])
+def test_stage_loss_falls_on_a_fixed_batch(tmp_path, stage_cls):
+    torch.manual_seed(0)
+    stage = stage_cls(_cfg(), _fixed)
+    before = _mean_loss(stage)
+    run_stage(stage, RunConfig(steps=120, log_every=40, save_every=1000), tmp_path, stage.cfg)
+    after = _mean_loss(stage)
+    assert after < 0.8 * before, (before, after)
+    exported = load_checkpoint(tmp_path / f"{stage.name}.safetensors", expect_stage=stage.export_stage)
+    assert exported.config["dim"] == 32
+    load_checkpoint(tmp_path / "text.safetensors", expect_stage="text")
+
+
+def test_forcing_starts_from_the_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher = TeacherStage(_cfg(), _fixed)
+    run_stage(teacher, RunConfig(steps=2, save_every=1000), tmp_path, teacher.cfg)
+    forcing = ForcingStage(_cfg(init_model=str(tmp_path / "teacher.safetensors"),
+                                init_text=str(tmp_path / "text.safetensors")), _fixed)
+    for (k, a), (_, b) in zip(teacher.model.state_dict().items(), forcing.model.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_training_weight_is_a_bell_with_mean_one():
+    t = torch.linspace(0, 1000, 1001)
+    w = training_weight(t)
+    assert abs(w.mean().item() - 1.0) < 1e-3 and w[0].item() < 1e-6 and w.argmax().item() == 500
