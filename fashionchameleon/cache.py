@@ -404,15 +404,30 @@ def _runs(frames: list[int]) -> list[tuple[int, int]]:
 
 @dataclass
 class CacheAttention:
-    """Self-attention backend for streaming: write this pass's K/V into the cache, attend over it."""
+    """Self-attention backend for streaming: write this pass's K/V into the cache, attend over it.
+
+    With `differentiable=True` (training rollouts, e.g. DMD's exit step) the cache is not
+    written: the pass's K/V replace the plan's slots in an out-of-place copy of the visible keys,
+    so gradients flow into this pass while the cached history stays detached.
+    """
 
     cache: KVCache
     plan: WritePlan
+    differentiable: bool = False
 
     def __post_init__(self) -> None:
-        self.cache.begin_write(self.plan)
+        if self.differentiable:
+            s = self.cache.tokens_per_frame
+            self._tokens = torch.cat([torch.arange(f * s, (f + 1) * s) for f in self.plan.frames]).to(self.cache.k.device)
+        else:
+            self.cache.begin_write(self.plan)
 
     def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if self.differentiable:
+            keys, values, mask = self.cache.keys(layer, self.plan)
+            keys = keys.index_copy(2, self._tokens, k.to(keys.dtype))  # [B, H, Lk, Dh], a new tensor
+            values = values.index_copy(2, self._tokens, v.to(values.dtype))
+            return attend(q, keys, values, mask)
         self.cache.write(layer, self.plan, k, v)
         keys, values, mask = self.cache.keys(layer, self.plan)
         return attend(q, keys, values, mask)

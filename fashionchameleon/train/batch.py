@@ -22,14 +22,17 @@ class LatentBatch:
     garments: torch.Tensor  # [B, C, M, h, w]
     prompts: list[str]
     slots: tuple[str, ...] = ("full",)
+    reference_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (view 0), for rewards
+    garment_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (first slot), for rewards
 
     @property
     def conditions(self) -> torch.Tensor:
         return torch.cat([self.references, self.garments], dim=2)  # [B, C, N+M, h, w]
 
     def to(self, device: torch.device | str) -> "LatentBatch":
-        return LatentBatch(self.video.to(device), self.references.to(device), self.garments.to(device),
-                           list(self.prompts), self.slots)
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),
+                           self.slots, move(self.reference_images), move(self.garment_images))
 
 
 LatentBatchFn = Callable[[int], LatentBatch]  # step -> batch (deterministic per step and rank)

@@ -82,7 +82,9 @@ def run_stage(stage: Stage, run: RunConfig, out_dir: str | Path, config: Any, in
         step += 1
         if step % run.log_every == 0 or step == run.steps:
             row = {"step": step, "wall_s": round(elapsed + time.perf_counter() - start, 2)}
-            row.update({k: round(float(sum(m[k] for m in window)) / len(window), 6) for k in window[-1]})
+            keys = dict.fromkeys(k for m in window for k in m)  # stages may report some metrics only on some steps
+            row.update({k: round(float(sum(m[k] for m in window if k in m)) / sum(k in m for m in window), 6)
+                        for k in keys})
             window = []
             if info.is_main:
                 with open(out / LOG_FILE, "a") as f:

@@ -1,0 +1,231 @@
+"""Stage `dmd`: Self-Forcing-style distribution matching with gradient reweighting (GR-DMD).
+
+Per step (method.md §2.2.2):
+1. self-rollout of the causal generator with the KV cache: every chunk is denoised with the
+   4-step warped list up to a random exit step (the same for all chunks); only the exit step
+   carries gradient; each chunk's clean KV is then written at t = 0 without gradient;
+2. on generator steps (every `update_ratio`-th): noise the rollout at one t (shifted, clamped to
+   [20, 980]); real score = the frozen teacher with text CFG, fake score = the critic;
+   grad = fake - real, normalised by mean|x - real| per clip; loss = 0.5 * sum_f A_f *
+   mean((x_f - sg(x_f - grad_f))^2) with A = softmax(-R / tau) of per-chunk rewards
+   (uniform A = plain DMD);
+3. every step: the critic learns flow matching on the detached rollout.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..cache import CacheAttention, CacheLayout, KVCache
+from ..checkpoint import load_checkpoint, load_dit_state, save_checkpoint
+from ..codec import LatentCodec
+from ..config import JsonConfig
+from ..model import TextKV, WanDiT
+from ..sampler import condition_pass
+from ..schedule import FlowMatchSchedule, shift_sigma
+from ..seeding import generator_for
+from ..text import TinyPromptEncoder, TinyTextConfig
+from .batch import LatentBatch, LatentBatchFn
+from .dit_stage import DiffusionStageConfig, build_model_config
+from .reward import ChunkReward, gr_weights
+
+__all__ = ["DMDStageConfig", "DMDStage"]
+
+
+@dataclass(frozen=True)
+class DMDStageConfig(JsonConfig):
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)
+    text: dict = field(default_factory=dict)
+    init_generator: str = ""  # the forcing (causal) checkpoint
+    init_teacher: str = ""  # the SFT teacher: frozen real score, and the critic's starting point
+    init_text: str = ""
+    gen_lr: float = 2e-5
+    critic_lr: float = 4e-6
+    betas: tuple[float, float] = (0.0, 0.999)
+    weight_decay: float = 0.01
+    grad_clip: float = 10.0
+    steps: tuple[int, ...] = (1000, 750, 500, 250)
+    shift: float = 5.0
+    cfg: float = 3.0
+    tau: float = 0.2
+    reweight: bool = True
+    update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
+    num_chunks: int = 4
+    chunk_frames: int = 3
+    ema_decay: float = 0.99
+    ema_start: int = 200
+    seed: int = 0
+
+
+def _load_dit(model: WanDiT, path: str, stages: tuple[str, ...]) -> None:
+    if path:
+        load_dit_state(model, load_checkpoint(path, stages).tensors, path)
+
+
+class DMDStage:
+    name = "dmd"
+
+    def __init__(self, cfg: DMDStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
+                 codec: LatentCodec | None = None, reward: ChunkReward | None = None) -> None:
+        self.cfg, self.batches, self.device = cfg, batches, torch.device(device)
+        self.codec, self.reward = codec, reward
+        if cfg.reweight and (codec is None or reward is None):
+            raise ValueError("GR-DMD reweighting needs a codec (to decode chunks) and a reward; "
+                             "pass both or set reweight=false for plain DMD")
+        model_cfg = build_model_config(DiffusionStageConfig(preset=cfg.preset, model=cfg.model))
+        self.model_cfg = model_cfg
+        self.generator = WanDiT(model_cfg).to(self.device)
+        self.teacher = WanDiT(model_cfg).to(self.device)
+        _load_dit(self.generator, cfg.init_generator, ("student", "teacher"))
+        _load_dit(self.teacher, cfg.init_teacher, ("teacher",))
+        self.critic = copy.deepcopy(self.teacher)
+        self.teacher.requires_grad_(False).eval()
+        self.text = TinyPromptEncoder(TinyTextConfig.from_json(cfg.text)).to(self.device)
+        if cfg.init_text:
+            self.text.load_state_dict(load_checkpoint(cfg.init_text, "text").tensors)
+        self.text.requires_grad_(False).eval()
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.schedule = FlowMatchSchedule(shift=cfg.shift)
+        self.timesteps = self.schedule.warp(cfg.steps)
+        self.gen_opt = torch.optim.AdamW(self.generator.parameters(), lr=cfg.gen_lr, betas=cfg.betas,
+                                         weight_decay=cfg.weight_decay)
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas,
+                                            weight_decay=cfg.weight_decay)
+
+    def modules(self):
+        return {"generator": self.generator, "critic": self.critic, "ema": self.ema}
+
+    def optimizers(self):
+        return {"generator": self.gen_opt, "critic": self.critic_opt}
+
+    # ------------------------------------------------------------------ rollout
+    def _t(self, value: float, b: int, f: int) -> torch.Tensor:
+        return torch.full((b, f), float(value), device=self.device)
+
+    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool) -> torch.Tensor:
+        """Generate `num_chunks` chunks; returns `[B, C, F, h, w]` (exit steps carry gradient if `grad`)."""
+        cfg, gen = self.cfg, self.generator
+        conds = batch.conditions
+        b, ch, n, h, w = conds.shape
+        f = cfg.num_chunks * cfg.chunk_frames
+        layout = CacheLayout(reference_views=batch.references.shape[2], garment_slots=batch.slots,
+                             sink_frames=cfg.chunk_frames, window_frames=f)
+        cache = KVCache(layout, gen.cfg.num_layers, gen.cfg.num_heads, gen.cfg.head_dim, gen.tokens_per_frame((h, w)),
+                        batch=b, dtype=gen.dtype, device=self.device, rope="absolute", chunk_frames=cfg.chunk_frames)
+        with torch.no_grad():
+            condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
+                                              for i, item in enumerate(cache.condition_items())})
+        chunks = []
+        for _ in range(cfg.num_chunks):
+            plan = cache.plan_chunk(cfg.chunk_frames)
+            x = torch.randn((b, ch, cfg.chunk_frames, h, w), generator=g).to(self.device)
+            for i in range(exit_step + 1):
+                t = float(self.timesteps[i])
+                last = i == exit_step
+                with torch.set_grad_enabled(grad and last):
+                    attention = CacheAttention(cache, plan, differentiable=grad and last)
+                    v = gen(x, self._t(t, b, cfg.chunk_frames), text, plan.positions, attention).float()
+                    x0 = self.schedule.x0_from_velocity(x, v, t)
+                if not last:
+                    noise = torch.randn(x.shape, generator=g).to(self.device)
+                    x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
+            with torch.no_grad():
+                gen(x0.detach(), self._t(0.0, b, cfg.chunk_frames), text, plan.positions, CacheAttention(cache, plan))
+                cache.commit(plan)
+            chunks.append(x0)
+        return torch.cat(chunks, dim=2)
+
+    # ------------------------------------------------------------------ losses
+    def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
+        """One timestep per clip: uniform index, shifted, clamped to [20, 980]."""
+        u = torch.randint(0, 1000, (b,), generator=g).float() / 1000.0
+        return (shift_sigma(u, self.cfg.shift) * 1000.0).clamp(20.0, 980.0).to(self.device)
+
+    def _x0(self, model: WanDiT, conds: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, text: TextKV) -> torch.Tensor:
+        n, f = conds.shape[2], x_t.shape[2]
+        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        v = model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)))[:, :, n:].float()
+        return self.schedule.x0_from_velocity(x_t, v, t[:, None, None, None, None])
+
+    def frame_weights(self, video: torch.Tensor, batch: LatentBatch) -> torch.Tensor:
+        """`[B, F]` GR-DMD weights (uniform 1/F without reweighting)."""
+        b, _, f = video.shape[:3]
+        if not self.cfg.reweight:
+            return torch.full((b, f), 1.0 / f, device=self.device)
+        with torch.no_grad():
+            pixels, _ = self.codec.decode(video.detach())
+            per_chunk = self.codec.pixel_frames(self.cfg.chunk_frames, first=False)
+            rewards = self.reward(pixels, batch.reference_images, batch.garment_images, per_chunk)
+        return gr_weights(rewards.to(self.device), self.cfg.chunk_frames, self.cfg.tau)
+
+    def dmd_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, text_u: TextKV,
+                 g: torch.Generator) -> tuple[torch.Tensor, dict]:
+        conds = batch.conditions
+        b = video.shape[0]
+        t = self._score_t(b, g)
+        noise = torch.randn(video.shape, generator=g).to(self.device)
+        x_t = self.schedule.add_noise(video.detach(), noise, t[:, None, None, None, None])
+        with torch.no_grad():
+            real_c = self._x0(self.teacher, conds, x_t, t, text_c)
+            real_u = self._x0(self.teacher, conds, x_t, t, text_u)
+            real = real_c + self.cfg.cfg * (real_c - real_u)
+            fake = self._x0(self.critic, conds, x_t, t, text_c)
+            grad = fake - real
+            norm = (video.detach() - real).abs().mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+            grad = torch.nan_to_num(grad / norm)
+        weights = self.frame_weights(video, batch)  # [B, F]
+        per_frame = F.mse_loss(video, (video - grad).detach(), reduction="none").mean((1, 3, 4))  # [B, F]
+        loss = 0.5 * (weights * per_frame).sum(1).mean()
+        return loss, {"dmd": loss.detach(), "grad_norm": grad.abs().mean()}
+
+    def critic_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, g: torch.Generator) -> torch.Tensor:
+        conds = batch.conditions
+        n, f = conds.shape[2], video.shape[2]
+        t = self._score_t(video.shape[0], g)
+        noise = torch.randn(video.shape, generator=g).to(self.device)
+        x_t = self.schedule.add_noise(video, noise, t[:, None, None, None, None])
+        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        v = self.critic(torch.cat([conds, x_t], dim=2), t_frames, text_c, list(range(n + f)))[:, :, n:].float()
+        return F.mse_loss(v, self.schedule.velocity_target(video, noise))
+
+    # ------------------------------------------------------------------ step
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        g = generator_for(cfg.seed, step)
+        batch = self.batches(step).to(self.device)
+        with torch.no_grad():  # prompt features are frozen; each network projects them with its own weights
+            prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
+            text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(prompt),
+                                            self.teacher.text_kv(empty))
+        gen_step = step % cfg.update_ratio == 0
+        exit_step = int(torch.randint(0, len(self.timesteps), (1,), generator=g))
+        video = self.rollout(batch, text_c, exit_step, g, grad=gen_step)
+        metrics: dict[str, torch.Tensor] = {}
+        if gen_step:
+            loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
+            self.gen_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg.grad_clip)
+            self.gen_opt.step()
+            self._update_ema(step)
+        c_loss = self.critic_loss(video.detach(), batch, self.critic.text_kv(prompt), g)
+        self.critic_opt.zero_grad(set_to_none=True)
+        c_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+        return {"critic": c_loss.detach(), "gen_step": torch.tensor(float(gen_step)), **metrics}
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        decay = self.cfg.ema_decay if step >= self.cfg.ema_start else 0.0  # copy until EMA starts
+        for e, p in zip(self.ema.parameters(), self.generator.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+    def export(self, out_dir: Path) -> list[Path]:
+        return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
+                                self.model_cfg)]

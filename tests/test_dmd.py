@@ -1,0 +1,74 @@
+"""GR-DMD: reweighting weights, the default reward, and a few micro DMD steps."""
+from __future__ import annotations
+
+import torch
+
+from fashionchameleon.train.batch import LatentBatch
+from fashionchameleon.train.dmd_stage import DMDStage, DMDStageConfig
+from fashionchameleon.train.reward import GarmentFidelityReward, gr_weights
+from fashionchameleon.train.runner import RunConfig, read_log, run_stage
+
+MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
+             freq_dim=32)
+TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)
+
+
+def test_equal_rewards_give_uniform_weights():
+    w = gr_weights(torch.full((2, 4), 0.7), frames_per_chunk=3)
+    assert w.shape == (2, 12) and torch.allclose(w, torch.full((2, 12), 1 / 12))
+
+
+def test_weights_favour_the_worst_chunk():
+    w = gr_weights(torch.tensor([[0.9, 0.2, 0.8]]), frames_per_chunk=3, tau=0.2)
+    per_chunk = w.view(3, 3).sum(1)
+    assert per_chunk.argmax().item() == 1 and abs(w.sum().item() - 1) < 1e-6
+    assert per_chunk[1] > 0.9  # exp(-0.2/0.2) vs exp(-0.9/0.2): temperature 0.2 is sharp
+    softer = gr_weights(torch.tensor([[0.9, 0.2, 0.8]]), frames_per_chunk=3, tau=2.0).view(3, 3).sum(1)
+    assert softer[1] < per_chunk[1]
+
+
+def test_default_reward_prefers_the_garment_colour_and_sharpness():
+    ref = torch.zeros(1, 3, 16, 16) - 0.5  # a grey scene
+    garment = torch.ones(1, 3, 16, 16)
+    garment[:, :, 4:12, 4:12] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # a red garment on white
+    good = ref[:, :, None].repeat(1, 1, 4, 1, 1)
+    good[:, :, :, 4:12, 4:12] = torch.tensor([1.0, -1.0, -1.0])[:, None, None, None]
+    bad = good.clone()
+    bad[:, :, :, 4:12, 4:12] = torch.tensor([-1.0, -1.0, 1.0])[:, None, None, None]  # blue instead
+    video = torch.cat([good, bad], dim=2)  # [1, 3, 8, 16, 16]: chunk 0 good, chunk 1 bad
+    r = GarmentFidelityReward()(video, ref, garment, frames_per_chunk=4)
+    assert r.shape == (1, 2) and 0 <= r.min() and r.max() <= 1 and r[0, 0] > r[0, 1] + 0.3
+
+
+def _batch(step: int) -> LatentBatch:
+    g = torch.Generator().manual_seed(0)
+    return LatentBatch(torch.zeros(2, 4, 6, 4, 4), torch.randn(2, 4, 1, 4, 4, generator=g),
+                       torch.randn(2, 4, 1, 4, 4, generator=g), ["a person walks", "a person waves"])
+
+
+def test_dmd_steps_update_generator_every_fifth_step_and_train_the_critic(tmp_path):
+    torch.manual_seed(0)
+    cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False, gen_lr=1e-3, critic_lr=3e-3,
+                         update_ratio=5)
+    stage = DMDStage(cfg, _batch)
+    gen0 = [p.clone() for p in stage.generator.parameters()]
+    stage.train_step(1)  # a critic-only step
+    assert all(torch.equal(a, b) for a, b in zip(gen0, stage.generator.parameters()))
+    stage.train_step(5)  # a generator step: the exit step's gradient reaches the generator
+    assert any(not torch.equal(a, b) for a, b in zip(gen0, stage.generator.parameters()))
+    run_stage(stage, RunConfig(steps=40, log_every=10, save_every=1000), tmp_path, cfg)
+    rows = read_log(tmp_path)
+    assert rows[-1]["critic"] < rows[0]["critic"]
+    assert "dmd" in rows[0] and all(r["gen_step"] == 0.2 for r in rows)  # 1:5 ratio
+    assert (tmp_path / "student.safetensors").exists()
+
+
+def test_rollout_shapes_and_exit_step_gradient():
+    torch.manual_seed(0)
+    stage = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=3, reweight=False), _batch)
+    batch = _batch(0)
+    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
+    video = stage.rollout(batch, text, exit_step=2, g=torch.Generator().manual_seed(1), grad=True)
+    assert video.shape == (2, 4, 9, 4, 4) and video.requires_grad
+    video.sum().backward()
+    assert stage.generator.patch_embedding.weight.grad is not None
