@@ -1,4 +1,4 @@
-"""Command line: `python -m fashionchameleon {demo,info}`."""
+"""Command line: `python -m fashionchameleon {info,demo,train}`."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="list model presets and streaming defaults").set_defaults(fn=_info)
     sub.add_parser("demo", help="run the embedded demo (needs the trained embedded model)").set_defaults(fn=_demo)
+    from .train.cli import add_parser as add_train
+
+    add_train(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..checkpoint import save_checkpoint
 from ..codec import TinyCodec, TinyCodecConfig
 from ..config import JsonConfig
+from .distributed import DistInfo, sync_gradients
 
 __all__ = ["CodecStageConfig", "CodecStage", "edge_l1"]
 
@@ -38,8 +39,9 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class CodecStage:
     name = "codec"
 
-    def __init__(self, cfg: CodecStageConfig, batches: BatchFn, device: torch.device | str = "cpu") -> None:
-        self.cfg, self.batches, self.device = cfg, batches, torch.device(device)
+    def __init__(self, cfg: CodecStageConfig, batches: BatchFn, device: torch.device | str = "cpu",
+                 dist: DistInfo = DistInfo()) -> None:
+        self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
         self.codec = TinyCodec(TinyCodecConfig.from_json(cfg.codec)).to(self.device)
         self.opt = torch.optim.AdamW(self.codec.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
@@ -65,6 +67,7 @@ class CodecStage:
         loss, metrics = self.loss(video)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        sync_gradients(self.codec.parameters(), self.dist)
         torch.nn.utils.clip_grad_norm_(self.codec.parameters(), self.cfg.grad_clip)
         self.opt.step()
         return {"loss": loss.detach(), **metrics}

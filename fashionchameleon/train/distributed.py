@@ -1,4 +1,8 @@
-"""Process-group set-up that works alike on one CPU, one GPU, and under `torchrun`."""
+"""Process-group set-up that works alike on one CPU, one GPU, and under `torchrun`.
+
+Data parallelism is explicit gradient averaging (`sync_gradients`), equivalent to DDP; sharded
+training (FSDP) for real-scale models is not wired into the stages yet.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "wrap_module", "unwrap", "mean_across"]
+__all__ = ["DistInfo", "init_distributed", "unwrap", "mean_across", "sync_gradients"]
 
 
 @dataclass(frozen=True)
@@ -42,18 +46,6 @@ def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
-def wrap_module(module: nn.Module, info: DistInfo, device: torch.device, strategy: str = "ddp") -> nn.Module:
-    """DDP (or FSDP with strategy="fsdp") when running distributed; the module itself otherwise."""
-    if not info.distributed:
-        return module
-    if strategy == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        return FullyShardedDataParallel(module, use_orig_params=True, device_id=device if device.type == "cuda" else None)
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
-
-
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain module inside a DDP/FSDP wrapper (parameter names without wrapper prefixes)."""
     return getattr(module, "module", module)
@@ -66,3 +58,24 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     out = value.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / info.world_size
+
+
+def sync_gradients(parameters, info: DistInfo) -> None:
+    """Average gradients over ranks after `backward()` (data parallelism for any call pattern).
+
+    Stages call their networks through methods (`encode_video`, `text_kv`, ...), not only through
+    `forward`, so instead of relying on DDP's forward hooks they all-reduce gradients explicitly:
+    the same result as DDP, one flat buffer per call.
+    """
+    if not info.distributed:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= info.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()

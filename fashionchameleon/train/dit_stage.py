@@ -13,6 +13,7 @@ from ..schedule import FlowMatchSchedule
 from ..seeding import generator_for
 from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
+from .distributed import DistInfo, sync_gradients
 
 __all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_timesteps", "drop_prompts"]
 
@@ -56,8 +57,9 @@ class DiTStage:
     name = "dit"
     export_stage = "teacher"
 
-    def __init__(self, cfg: DiffusionStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu") -> None:
-        self.cfg, self.batches, self.device = cfg, batches, torch.device(device)
+    def __init__(self, cfg: DiffusionStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
+                 dist: DistInfo = DistInfo()) -> None:
+        self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
         self.model_cfg = build_model_config(cfg)
         self.model = WanDiT(self.model_cfg).to(self.device)
         self.text = TinyPromptEncoder(TinyTextConfig.from_json(cfg.text)).to(self.device)
@@ -86,7 +88,9 @@ class DiTStage:
         loss = self.loss(self.batches(step).to(self.device), generator_for(self.cfg.seed, step))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.grad_clip)
+        params = [p for g in self.opt.param_groups for p in g["params"]]
+        sync_gradients(params, self.dist)
+        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         self.opt.step()
         return {"loss": loss.detach()}
 

@@ -30,6 +30,7 @@ from ..schedule import FlowMatchSchedule, shift_sigma
 from ..seeding import generator_for
 from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
+from .distributed import DistInfo, sync_gradients
 from .dit_stage import DiffusionStageConfig, build_model_config
 from .reward import ChunkReward, gr_weights
 
@@ -71,8 +72,9 @@ class DMDStage:
     name = "dmd"
 
     def __init__(self, cfg: DMDStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
-                 codec: LatentCodec | None = None, reward: ChunkReward | None = None) -> None:
-        self.cfg, self.batches, self.device = cfg, batches, torch.device(device)
+                 codec: LatentCodec | None = None, reward: ChunkReward | None = None,
+                 dist: DistInfo = DistInfo()) -> None:
+        self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
         self.codec, self.reward = codec, reward
         if cfg.reweight and (codec is None or reward is None):
             raise ValueError("GR-DMD reweighting needs a codec (to decode chunks) and a reward; "
@@ -210,12 +212,14 @@ class DMDStage:
             loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
             self.gen_opt.zero_grad(set_to_none=True)
             loss.backward()
+            sync_gradients(self.generator.parameters(), self.dist)
             torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg.grad_clip)
             self.gen_opt.step()
             self._update_ema(step)
         c_loss = self.critic_loss(video.detach(), batch, self.critic.text_kv(prompt), g)
         self.critic_opt.zero_grad(set_to_none=True)
         c_loss.backward()
+        sync_gradients(self.critic.parameters(), self.dist)
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
         self.critic_opt.step()
         return {"critic": c_loss.detach(), "gen_step": torch.tensor(float(gen_step)), **metrics}

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..checkpoint import save_checkpoint
 from ..schedule import training_weight
 from ..tryoff import canvas_positions, empty_context
+from .distributed import DistInfo
 from .dit_stage import DiffusionStageConfig, DiTStage, sample_timesteps
 
 __all__ = ["CanvasBatch", "TryOffStage"]
@@ -39,8 +40,8 @@ class TryOffStage(DiTStage):
     tryoff_prob = 0.5
 
     def __init__(self, cfg: DiffusionStageConfig, batches: Callable[[int], CanvasBatch],
-                 device: torch.device | str = "cpu") -> None:
-        super().__init__(cfg, batches, device)  # the prompt encoder is built but unused (all-zero context)
+                 device: torch.device | str = "cpu", dist: DistInfo = DistInfo()) -> None:
+        super().__init__(cfg, batches, device, dist)  # the prompt encoder is built but unused (all-zero context)
 
     def loss(self, batch: CanvasBatch, generator: torch.Generator) -> torch.Tensor:
         tryoff = bool(torch.rand((), generator=generator) < self.tryoff_prob)

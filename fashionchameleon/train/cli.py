@@ -1,0 +1,116 @@
+"""`python -m fashionchameleon train STAGE --config FILE --out DIR`: one entry point for every stage.
+
+A config file is JSON with four parts:
+
+    {"run":   {"steps": ..., "warmup": ..., "log_every": ..., "save_every": ...},
+     "stage": {... fields of the stage's config dataclass ...},
+     "data":  {... DataConfig fields ...},
+     "codec": "path/to/codec.safetensors"}          # the frozen codec (all stages but `codec`)
+
+The run resumes from DIR/state.safetensors unless --fresh; under `torchrun` every rank reads
+its own slice of the data and the networks are wrapped in DDP.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..codec import TinyCodec, TinyCodecConfig
+from .codec_stage import CodecStage, CodecStageConfig
+from .data import DataConfig, WorldBatches
+from .distributed import DistInfo, init_distributed
+from .dit_stage import DiffusionStageConfig
+from .dmd_stage import DMDStage, DMDStageConfig
+from .forcing_stage import ForcingStage
+from .reward import GarmentFidelityReward
+from .runner import RunConfig, run_stage
+from .teacher_stage import TeacherStage
+from .tryoff_stage import TryOffStage
+
+__all__ = ["TrainFile", "STAGE_NAMES", "build_stage", "add_parser", "main"]
+
+STAGE_NAMES = ("codec", "teacher", "forcing", "dmd", "tryoff")
+CONFIG_DIR = Path(__file__).parent / "configs"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainFile:
+    run: RunConfig
+    stage: dict = field(default_factory=dict)
+    data: DataConfig = DataConfig()
+    codec: str = ""
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TrainFile":
+        raw = json.loads(Path(path).read_text())
+        unknown = sorted(set(raw) - {"run", "stage", "data", "codec"})
+        if unknown:
+            raise ValueError(f"{path}: unknown sections {unknown}; a config has run, stage, data and codec")
+        return cls(RunConfig(**raw.get("run", {"steps": 1000})), raw.get("stage", {}),
+                   DataConfig.from_json(raw.get("data", {})), raw.get("codec", ""))
+
+
+def load_codec(path: str, device: torch.device) -> TinyCodec:
+    if not path:
+        raise ValueError("this stage trains on latents: set \"codec\" in the config to a trained codec checkpoint "
+                         "(train it first with `python -m fashionchameleon train codec`)")
+    ckpt = load_checkpoint(path, "codec")
+    codec = TinyCodec(TinyCodecConfig.from_json(ckpt.config))
+    codec.load_state_dict(ckpt.tensors)
+    return codec.to(device).eval().requires_grad_(False)
+
+
+def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo = DistInfo()):
+    data = WorldBatches(spec.data, info.rank, info.world_size)
+    if name == "codec":
+        return CodecStage(CodecStageConfig.from_json(spec.stage), data.videos, device, info)
+    codec = load_codec(spec.codec, device)
+    if name in ("teacher", "forcing"):
+        cls = TeacherStage if name == "teacher" else ForcingStage
+        return cls(DiffusionStageConfig.from_json(spec.stage), lambda step: data.latents(step, codec), device, info)
+    if name == "tryoff":
+        return TryOffStage(DiffusionStageConfig.from_json(spec.stage), lambda step: data.canvas(step, codec), device,
+                           info)
+    if name == "dmd":
+        return DMDStage(DMDStageConfig.from_json(spec.stage), lambda step: data.latents(step, codec), device,
+                        codec=codec, reward=GarmentFidelityReward(), dist=info)
+    raise ValueError(f"unknown stage {name!r}; stages are {list(STAGE_NAMES)}")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one stage (codec, teacher, forcing, dmd, tryoff), resumably")
+    p.add_argument("stage", choices=STAGE_NAMES)
+    p.add_argument("--config", help=f"JSON config (default: the embedded model's, {CONFIG_DIR}/<stage>.json)")
+    p.add_argument("--out", required=True, help="run directory: state.safetensors, log.jsonl, exported weights")
+    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--time-limit", type=float, help="stop (and save for resuming) after this many seconds")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing state.safetensors in --out")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(fn=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = TrainFile.read(args.config or CONFIG_DIR / f"{args.stage}.json")
+    run = spec.run
+    if args.steps is not None:
+        run = replace(run, steps=args.steps)
+    if args.time_limit is not None:
+        run = replace(run, time_limit_s=args.time_limit)
+    info, device = init_distributed(args.device)
+    stage = build_stage(args.stage, spec, device, info)
+    row = run_stage(stage, run, args.out, {"stage": args.stage, "spec": json.loads(json.dumps(spec, default=vars))},
+                    info, device, resume=not args.fresh,
+                    on_log=lambda r: log.info("%s", json.dumps(r)) if info.is_main else None)
+    log.info("done: %s", row)
+    return 0
