@@ -15,7 +15,9 @@ from typing import Protocol
 
 import torch
 
-__all__ = ["ChunkReward", "gr_weights", "colour_histogram", "GarmentFidelityReward"]
+from ..metrics.descriptors import colour_histogram
+
+__all__ = ["ChunkReward", "gr_weights", "GarmentFidelityReward"]
 
 
 class ChunkReward(Protocol):
@@ -33,14 +35,6 @@ def gr_weights(rewards: torch.Tensor, frames_per_chunk: int, tau: float = 0.2) -
     """
     per_frame = rewards.repeat_interleave(frames_per_chunk, dim=1)  # [B, F]
     return torch.softmax(-per_frame / tau, dim=1)
-
-
-def colour_histogram(pixels: torch.Tensor, weights: torch.Tensor, bins: int = 4) -> torch.Tensor:
-    """Weighted RGB histogram: pixels `[N, 3]` in [0, 1], weights `[N]` -> `[bins^3]` summing to 1."""
-    idx = (pixels.clamp(0, 1 - 1e-6) * bins).long()  # [N, 3]
-    flat = idx[:, 0] * bins * bins + idx[:, 1] * bins + idx[:, 2]
-    hist = torch.zeros(bins ** 3, dtype=torch.float32, device=pixels.device).index_add_(0, flat, weights.float())
-    return hist / hist.sum().clamp_min(1e-6)
 
 
 def _grad_mag(x: torch.Tensor) -> torch.Tensor:

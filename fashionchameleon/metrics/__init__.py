@@ -1,0 +1,1 @@
+"""Quality measures without a learned judge: descriptors, retrieval, continuity and drift."""

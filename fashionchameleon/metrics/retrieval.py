@@ -1,0 +1,29 @@
+"""Retrieval among K candidates: is the generated window closest to the right candidate?"""
+from __future__ import annotations
+
+import torch
+
+from .descriptors import describe, descriptor_distance, foreground_mask
+
+__all__ = ["retrieve", "window_descriptor", "retrieval_hit"]
+
+
+def retrieve(query: torch.Tensor, candidates: torch.Tensor) -> int:
+    """Index of the candidate descriptor `[K, D]` nearest to `query` `[D]`."""
+    return int(descriptor_distance(query[None], candidates).argmin())
+
+
+def window_descriptor(frames: torch.Tensor, background: torch.Tensor, region=None) -> torch.Tensor:
+    """Descriptor of frames `[T, 3, H, W]`' foreground; `region(mask) -> mask` narrows it (e.g. to the head)."""
+    mask = foreground_mask(frames, background)
+    if region is not None:
+        mask = region(mask)
+    return describe(frames, mask)
+
+
+def retrieval_hit(generated: torch.Tensor, candidates: list[torch.Tensor], background: torch.Tensor,
+                  target: int, region=None) -> bool:
+    """Do the generated frames retrieve candidate `target` among renders `[T, 3, H, W]` of the same frames?"""
+    query = window_descriptor(generated, background, region)
+    pool = torch.stack([window_descriptor(c, background, region) for c in candidates])
+    return retrieve(query, pool) == target
