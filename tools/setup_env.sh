@@ -24,4 +24,6 @@ else
     || "$py" -m pip install "torch==$torch_version+cpu" --index-url https://download.pytorch.org/whl/cpu \
          --extra-index-url https://pypi.org/simple
 fi
-"$py" -m pip install -r requirements.txt numpy pytest
+# pillow (images, GIF) and imageio-ffmpeg (MP4, bundles its own ffmpeg) serve the CLI demo, eval and tests;
+# ComfyUI already ships pillow, so the node pack itself needs neither.
+"$py" -m pip install -r requirements.txt numpy pytest pillow imageio-ffmpeg
