@@ -20,10 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..codec import TinyCodec, TinyCodecConfig
+from ..embedded import load_codec
 from .codec_stage import CodecStage, CodecStageConfig
-from .data import DataConfig, WorldBatches
+from .data import DataConfig, clip_batches
 from .distributed import DistInfo, init_distributed
 from .dit_stage import DiffusionStageConfig
 from .dmd_stage import DMDStage, DMDStageConfig
@@ -57,21 +56,18 @@ class TrainFile:
                    DataConfig.from_json(raw.get("data", {})), raw.get("codec", ""))
 
 
-def load_codec(path: str, device: torch.device) -> TinyCodec:
+def _load_codec_for_training(path: str, device: torch.device):
     if not path:
         raise ValueError("this stage trains on latents: set \"codec\" in the config to a trained codec checkpoint "
                          "(train it first with `python -m fashionchameleon train codec`)")
-    ckpt = load_checkpoint(path, "codec")
-    codec = TinyCodec(TinyCodecConfig.from_json(ckpt.config))
-    codec.load_state_dict(ckpt.tensors)
-    return codec.to(device).eval().requires_grad_(False)
+    return load_codec(path, device)
 
 
 def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo = DistInfo()):
-    data = WorldBatches(spec.data, info.rank, info.world_size)
+    data = clip_batches(spec.data, info.rank, info.world_size)
     if name == "codec":
         return CodecStage(CodecStageConfig.from_json(spec.stage), data.videos, device, info)
-    codec = load_codec(spec.codec, device)
+    codec = _load_codec_for_training(spec.codec, device)
     if name in ("teacher", "forcing"):
         cls = TeacherStage if name == "teacher" else ForcingStage
         return cls(DiffusionStageConfig.from_json(spec.stage), lambda step: data.latents(step, codec), device, info)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..checkpoint import save_checkpoint
 from ..codec import TinyCodec, TinyCodecConfig
 from ..config import JsonConfig
+from ..seeding import generator_for, mix_seed
 from .distributed import DistInfo, sync_gradients
 
 __all__ = ["CodecStageConfig", "CodecStage", "edge_l1"]
@@ -27,6 +28,8 @@ class CodecStageConfig(JsonConfig):
     edge_weight: float = 0.5
     grad_clip: float = 1.0
     stats_batches: int = 8  # batches used to measure the latent mean/std at export
+    seed: int = 0
+    crop: int = 0  # train on random square crops of this size (0 = whole frames); the codec is convolutional
 
 
 def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,9 +64,20 @@ class CodecStage:
         edge = edge_l1(recon, video)
         return l1 + self.cfg.edge_weight * edge, {"l1": l1.detach(), "edge": edge.detach()}
 
+    def _crop(self, video: torch.Tensor, step: int) -> torch.Tensor:
+        """A random square crop `[B, 3, T, c, c]` (aligned to the spatial factor), the same for the batch."""
+        c, (h, w) = self.cfg.crop, video.shape[-2:]
+        if not c or c >= min(h, w):
+            return video
+        s = self.codec.spatial_factor
+        g = generator_for(mix_seed(self.cfg.seed, 7), step)
+        y = int(torch.randint(0, (h - c) // s + 1, (1,), generator=g)) * s
+        x = int(torch.randint(0, (w - c) // s + 1, (1,), generator=g)) * s
+        return video[..., y:y + c, x:x + c]
+
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         self.codec.train()
-        video = self.batches(step).to(self.device)
+        video = self._crop(self.batches(step), step).to(self.device)
         loss, metrics = self.loss(video)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,12 +1,13 @@
-"""Training batches from the procedural world (or a user manifest), encoded with a frozen codec.
+"""Training batches from the procedural world or a user manifest, encoded with a frozen codec.
 
 Every batch is a pure function of (data config, step, rank): a resumed or restarted run sees the
 same data, and ranks of a `torchrun` job see disjoint samples. One batch shares one layout
-(number of reference views, garment slots), drawn per step.
+(number of reference views, garment slots).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol, Sequence
 
 import torch
 
@@ -16,56 +17,85 @@ from ..seeding import generator_for, mix_seed
 from .batch import LatentBatch
 from .tryoff_stage import CanvasBatch
 
-__all__ = ["DataConfig", "WorldBatches"]
+__all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches"]
 
 
 @dataclass(frozen=True)
 class DataConfig(JsonConfig):
     source: str = "world"  # "world" (procedural, on the fly) or "manifest" (a CSV of user clips)
     size: int = 128
-    frames: int = 48  # pixel frames per clip (a multiple of 4 * 3 for whole 3-latent-frame chunks)
+    frames: int = 48  # pixel frames per clip (whole 3-latent-frame chunks for the DiT stages)
     batch_size: int = 4
-    two_slot_prob: float = 0.5  # chance a batch uses upper + lower garment slots instead of one outfit
-    two_view_prob: float = 0.3  # chance a batch uses 2 reference views
+    two_slot_prob: float = 0.5  # world: chance a batch uses upper + lower slots instead of one outfit
+    two_view_prob: float = 0.3  # chance a batch uses 2 reference views (when the clips have them)
     manifest: str = ""  # CSV path when source == "manifest"
     seed: int = 0
 
 
-class WorldBatches:
-    """Batches of world samples for one rank: videos for the codec, latents for the DiT stages."""
+class ClipSource(Protocol):
+    """Yields clips with `.video [T,3,H,W]`, `.references [V,3,H,W]`, `.garments {slot: [3,H,W]}`, `.prompt`."""
 
-    def __init__(self, cfg: DataConfig, rank: int = 0, world_size: int = 1, split: str = "train") -> None:
-        from ..synthetic import SPLITS, WorldConfig  # the world is only needed when training on it
+    def samples(self, step: int, index0: int, count: int) -> Sequence: ...
 
-        self.cfg, self.rank, self.world_size = cfg, rank, world_size
-        self.seeds = SPLITS[split]
+
+class WorldSource:
+    def __init__(self, cfg: DataConfig, split: str = "train") -> None:
+        from ..synthetic import SPLITS, WorldConfig  # the world is only imported when training on it
+
+        self.cfg, self.seeds = cfg, SPLITS[split]
         self.world = WorldConfig(size=cfg.size, frames=cfg.frames)
 
-    def _layout(self, step: int) -> tuple[str, int]:
-        g = generator_for(mix_seed(self.cfg.seed, 1), step)
-        two_slots = bool(torch.rand((), generator=g) < self.cfg.two_slot_prob)
-        views = 2 if bool(torch.rand((), generator=g) < self.cfg.two_view_prob) else 1
-        return ("upper_lower" if two_slots else "full"), views
-
-    def samples(self, step: int, slots: str = "full"):
+    def samples(self, step: int, index0: int, count: int):
         from ..synthetic import make_sample
 
-        b = self.cfg.batch_size
-        first = (step * self.world_size + self.rank) * b
+        g = generator_for(mix_seed(self.cfg.seed, 1), step)
+        slots = "upper_lower" if bool(torch.rand((), generator=g) < self.cfg.two_slot_prob) else "full"
         cfg = replace(self.world, slots=slots)
-        return [make_sample(self.seeds[mix_seed(self.cfg.seed, first + i) % len(self.seeds)], cfg) for i in range(b)]
+        return [make_sample(self.seeds[mix_seed(self.cfg.seed, index0 + i) % len(self.seeds)], cfg)
+                for i in range(count)]
+
+
+class ManifestSource:
+    def __init__(self, cfg: DataConfig) -> None:
+        from ..data import ManifestConfig, ManifestDataset
+
+        self.cfg = cfg
+        self.dataset = ManifestDataset(ManifestConfig(cfg.manifest, size=(cfg.size, cfg.size), frames=cfg.frames))
+        self.groups = list(self.dataset.layouts().values())  # rows of one garment layout each
+
+    def samples(self, step: int, index0: int, count: int):
+        g = generator_for(mix_seed(self.cfg.seed, 1), step)
+        sizes = torch.tensor([len(rows) for rows in self.groups], dtype=torch.float)
+        rows = self.groups[int(torch.multinomial(sizes, 1, generator=g))]
+        return [self.dataset[rows[mix_seed(self.cfg.seed, index0 + i) % len(rows)]] for i in range(count)]
+
+
+def _frames_first(sample) -> torch.Tensor:
+    return sample.video.transpose(0, 1)  # [T, 3, H, W] -> [3, T, H, W]
+
+
+class ClipBatches:
+    """Batches for one rank: videos for the codec, latents for the DiT stages, canvases for try-off."""
+
+    def __init__(self, cfg: DataConfig, source: ClipSource, rank: int = 0, world_size: int = 1) -> None:
+        self.cfg, self.source, self.rank, self.world_size = cfg, source, rank, world_size
+
+    def samples(self, step: int):
+        b = self.cfg.batch_size
+        return self.source.samples(step, (step * self.world_size + self.rank) * b, b)
 
     def videos(self, step: int) -> torch.Tensor:
         """`[B, 3, T, H, W]` in [-1, 1] (codec training)."""
-        return torch.stack([s.video.transpose(0, 1) for s in self.samples(step)])
+        return torch.stack([_frames_first(s) for s in self.samples(step)])
 
     @torch.no_grad()
     def latents(self, step: int, codec: LatentCodec) -> LatentBatch:
-        slots, views = self._layout(step)
-        samples = self.samples(step, slots)
+        samples = self.samples(step)
+        g = generator_for(mix_seed(self.cfg.seed, 3), step)
+        views = 2 if bool(torch.rand((), generator=g) < self.cfg.two_view_prob) else 1
         names = tuple(samples[0].garments)
         enc = lambda imgs: codec.encode_image(torch.stack(imgs)).float()  # noqa: E731 — [B, C, 1, h, w]
-        video = codec.encode_video(torch.stack([s.video.transpose(0, 1) for s in samples])).float()
+        video = codec.encode_video(torch.stack([_frames_first(s) for s in samples])).float()
         refs = torch.cat([enc([s.references[min(v, len(s.references) - 1)] for s in samples])
                           for v in range(views)], dim=2)
         garments = torch.cat([enc([s.garments[n] for s in samples]) for n in names], dim=2)
@@ -76,11 +106,21 @@ class WorldBatches:
     @torch.no_grad()
     def canvas(self, step: int, codec: LatentCodec) -> CanvasBatch:
         """A dressed frame, the flat garment of one slot and the re-dressed reference (try-off/try-on)."""
-        slots, _ = self._layout(step)
-        samples = self.samples(step, slots)
+        samples = self.samples(step)
         g = generator_for(mix_seed(self.cfg.seed, 2), step)
-        slot = list(samples[0].garments)[int(torch.randint(0, len(samples[0].garments), (1,), generator=g))]
+        names = list(samples[0].garments)
+        slot = names[int(torch.randint(0, len(names), (1,), generator=g))]
         frame = int(torch.randint(0, samples[0].video.shape[0], (1,), generator=g))
         enc = lambda imgs: codec.encode_image(torch.stack(imgs)).float()  # noqa: E731
         return CanvasBatch(enc([s.video[frame] for s in samples]), enc([s.garments[slot] for s in samples]),
                            enc([s.references[0] for s in samples]), slot)
+
+
+def clip_batches(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ClipBatches:
+    if cfg.source == "world":
+        return ClipBatches(cfg, WorldSource(cfg), rank, world_size)
+    if cfg.source == "manifest":
+        if not cfg.manifest:
+            raise ValueError("data.source is 'manifest' but data.manifest (the CSV path) is empty")
+        return ClipBatches(cfg, ManifestSource(cfg), rank, world_size)
+    raise ValueError(f"data.source must be 'world' or 'manifest', got {cfg.source!r}")

@@ -1,0 +1,75 @@
+"""The embedded model: the tiny codec, prompt encoder, causal student, teacher and try-off DiT
+that our own pipeline trained on the procedural world, shipped in `weights/`.
+
+    model = load_embedded()                        # whatever parts exist, on the CPU
+    session = model.session(references, {"full": garment}, "a person walks", seed=0)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import build_dit, load_checkpoint
+from .codec import TinyCodec, TinyCodecConfig
+from .config import StreamConfig
+from .model import WanDiT
+from .stream import StreamSession
+from .text import TinyPromptEncoder, TinyTextConfig
+
+__all__ = ["WEIGHTS_DIR", "PARTS", "EmbeddedModel", "load_embedded", "load_codec", "load_text"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+PARTS = {"codec": "codec.safetensors", "text": "text.safetensors", "student": "student.safetensors",
+         "teacher": "teacher.safetensors", "tryoff": "tryoff.safetensors"}
+
+
+def load_codec(path: str | Path, device: torch.device | str = "cpu") -> TinyCodec:
+    ckpt = load_checkpoint(path, "codec")
+    codec = TinyCodec(TinyCodecConfig.from_json(ckpt.config))
+    codec.load_state_dict(ckpt.tensors)
+    return codec.to(device).eval().requires_grad_(False)
+
+
+def load_text(path: str | Path, device: torch.device | str = "cpu") -> TinyPromptEncoder:
+    ckpt = load_checkpoint(path, "text")
+    text = TinyPromptEncoder(TinyTextConfig.from_json(ckpt.config))
+    text.load_state_dict(ckpt.tensors)
+    return text.to(device).eval().requires_grad_(False)
+
+
+@dataclass
+class EmbeddedModel:
+    codec: TinyCodec
+    text: TinyPromptEncoder
+    student: WanDiT | None = None
+    teacher: WanDiT | None = None
+    tryoff: WanDiT | None = None
+    stream_config: StreamConfig = field(default_factory=StreamConfig)
+
+    def session(self, references: torch.Tensor, garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
+                config: StreamConfig | None = None, model: WanDiT | None = None) -> StreamSession:
+        """A stream of the causal student (or `model`, e.g. the forcing checkpoint) from images in [-1, 1]."""
+        dit = model or self.student
+        if dit is None:
+            raise FileNotFoundError("the embedded student is not in the weights folder; train it "
+                                    "(python -m fashionchameleon train dmd) or copy student.safetensors there")
+        return StreamSession(dit, self.codec, self.text, references, garments, prompt, seed,
+                             config or self.stream_config)
+
+
+def load_embedded(weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu",
+                  dtype: torch.dtype | None = None, parts: tuple[str, ...] = tuple(PARTS)) -> EmbeddedModel:
+    """Load the parts that exist (codec and text are required); DiTs in `dtype` (default: as stored)."""
+    root = Path(weights_dir)
+    missing = [PARTS[p] for p in ("codec", "text") if not (root / PARTS[p]).exists()]
+    if missing:
+        raise FileNotFoundError(f"the embedded model needs {missing} in {root}; see weights/README.md for how "
+                                f"they are trained")
+    dits = {}
+    for part, stages in (("student", ("student",)), ("teacher", ("teacher",)), ("tryoff", ("tryoff",))):
+        path = root / PARTS[part]
+        if part in parts and path.exists():
+            dits[part] = build_dit(path, expect_stage=stages, dtype=dtype, device=device).requires_grad_(False)
+    return EmbeddedModel(load_codec(root / PARTS["codec"], device), load_text(root / PARTS["text"], device), **dits)
