@@ -1,0 +1,101 @@
+"""The whole training pipeline, wired through the CLI on micro configs: codec -> teacher -> forcing
+-> dmd, and tryoff; each stage resumes from its own state and exports its checkpoint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fashionchameleon.__main__ import main
+from fashionchameleon.checkpoint import load_checkpoint
+from fashionchameleon.train.data import ClipBatches, DataConfig, clip_batches
+
+MICRO_MODEL = {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "in_dim": 4, "out_dim": 4,
+               "text_dim": 16, "text_len": 4, "freq_dim": 32}
+MICRO_TEXT = {"text_dim": 16, "text_len": 4, "width": 16, "layers": 1, "heads": 2}
+MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 8, "temporal_factor": 4, "widths": [8, 8, 8]}
+DATA = {"size": 64, "frames": 12, "batch_size": 2, "seed": 0}
+
+
+def _write(path, stage: dict, codec: str = "", steps: int = 2, **data) -> str:
+    path.write_text(json.dumps({"run": {"steps": steps, "log_every": 1, "save_every": 100}, "stage": stage,
+                                "data": {**DATA, **data}, "codec": codec}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    codec_cfg = _write(root / "codec.json", {"codec": MICRO_CODEC, "stats_batches": 1}, frames=4)
+    assert main(["train", "codec", "--config", codec_cfg, "--out", str(root / "codec"), "--device", "cpu"]) == 0
+    codec = str(root / "codec" / "codec.safetensors")
+    dit = {"model": MICRO_MODEL, "text": MICRO_TEXT}
+    teacher_cfg = _write(root / "teacher.json", dit, codec)
+    assert main(["train", "teacher", "--config", teacher_cfg, "--out", str(root / "teacher"), "--device", "cpu"]) == 0
+    return root, codec, dit
+
+
+def test_codec_and_teacher_export(pipeline):
+    root, _, _ = pipeline
+    assert load_checkpoint(root / "codec" / "codec.safetensors", "codec").config["widths"] == [8, 8, 8]
+    assert load_checkpoint(root / "teacher" / "teacher.safetensors", "teacher").config["dim"] == 32
+    rows = [json.loads(line) for line in (root / "teacher" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+
+
+def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
+    root, codec, dit = pipeline
+    teacher, text = str(root / "teacher" / "teacher.safetensors"), str(root / "teacher" / "text.safetensors")
+    forcing_cfg = _write(root / "forcing.json", {**dit, "init_model": teacher, "init_text": text}, codec)
+    assert main(["train", "forcing", "--config", forcing_cfg, "--out", str(root / "forcing"), "--device", "cpu"]) == 0
+    dmd_cfg = _write(root / "dmd.json", {**dit, "init_generator": str(root / "forcing" / "forcing.safetensors"),
+                                         "init_teacher": teacher, "init_text": text, "num_chunks": 1,
+                                         "update_ratio": 1}, codec)
+    assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--device", "cpu"]) == 0
+    assert load_checkpoint(root / "dmd" / "student.safetensors", "student").config["num_layers"] == 2
+    tryoff_cfg = _write(root / "tryoff.json", dit, codec, frames=4)
+    assert main(["train", "tryoff", "--config", tryoff_cfg, "--out", str(root / "tryoff"), "--device", "cpu"]) == 0
+    load_checkpoint(root / "tryoff" / "tryoff.safetensors", "tryoff")
+
+
+def test_resume_continues_the_step_count(pipeline, tmp_path):
+    root, codec, dit = pipeline
+    cfg = _write(tmp_path / "t.json", dit, codec, steps=1)
+    main(["train", "teacher", "--config", cfg, "--out", str(tmp_path / "run"), "--device", "cpu"])
+    main(["train", "teacher", "--config", cfg, "--out", str(tmp_path / "run"), "--device", "cpu", "--steps", "3"])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_world_batches_are_deterministic_and_rank_disjoint():
+    cfg = DataConfig(size=64, frames=4, batch_size=2, seed=3)
+    a, b = clip_batches(cfg, 0, 2), clip_batches(cfg, 1, 2)
+    va, va2, vb = a.videos(5), clip_batches(cfg, 0, 2).videos(5), b.videos(5)
+    assert va.shape == (2, 3, 4, 64, 64) and torch.equal(va, va2) and not torch.equal(va, vb)
+
+
+def test_manifest_source_feeds_the_same_batches(tmp_path):
+    from fashionchameleon.codec import TinyCodec, TinyCodecConfig
+    from fashionchameleon.media import save_png
+    from fashionchameleon.synthetic import WorldConfig, make_sample
+
+    rows = ["video,prompt,width,height"]
+    for i in range(2):
+        s = make_sample(i, WorldConfig(size=64, frames=4, slots="full"))
+        clip = tmp_path / f"clip{i}"
+        clip.mkdir()
+        for t in range(4):
+            save_png(clip / f"{t:03d}.png", s.video[t])
+        save_png(tmp_path / f"clip{i}_src.png", s.references[0])
+        save_png(tmp_path / f"clip{i}_cloth.png", s.garments["full"])
+        rows.append(f'clip{i},"{{""en_long"": [""a person walks"", ""static""]}}",64,64')
+    (tmp_path / "meta.csv").write_text("\n".join(rows) + "\n")
+    batches = clip_batches(DataConfig(source="manifest", manifest=str(tmp_path / "meta.csv"), size=64, frames=4,
+                                      batch_size=2))
+    assert isinstance(batches, ClipBatches)
+    codec = TinyCodec(TinyCodecConfig(**{**MICRO_CODEC, "widths": (8, 8, 8)}))
+    lat = batches.latents(0, codec)
+    assert lat.video.shape == (2, 4, 1, 8, 8) and lat.garments.shape[2] == 1 and lat.slots == ("full",)
+    assert lat.prompts[0] == "a person walks static"
