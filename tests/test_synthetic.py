@@ -248,16 +248,16 @@ def test_arms_are_in_front_of_the_torso_facing_the_camera_and_behind_it_from_the
 
 def _silhouette_change(motion: str) -> float:
     changes = []
-    for seed in range(3):
+    for seed in range(2):
         plan = _plan_with(seed, motion)
-        s = render_plan(plan, WorldConfig(size=64, frames=24, max_reference_views=1))
+        s = render_plan(plan, WorldConfig(size=64, frames=16, max_reference_views=1))
         m = s.masks["person"].float()
         changes.append((m[1:] - m[:-1]).abs().mean().item())
     return float(np.mean(changes))
 
 
 def test_walk_moves_more_than_idle_and_squat_lowers_the_hips():
-    assert _silhouette_change("walk") > 2.0 * _silhouette_change("idle")
+    assert _silhouette_change("walk") > 10.0 * _silhouette_change("idle")
     person = sample_person(np.random.default_rng(5))
     pose = pose_clip(person, sample_motion(np.random.default_rng(0), "squat"), 48)
     hip_y = pose.joints[:, J["pelvis"], 1]  # y grows downward

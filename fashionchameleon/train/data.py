@@ -51,8 +51,13 @@ class WorldSource:
         g = generator_for(mix_seed(self.cfg.seed, 1), step)
         slots = "upper_lower" if bool(torch.rand((), generator=g) < self.cfg.two_slot_prob) else "full"
         cfg = replace(self.world, slots=slots)
-        return [make_sample(self.seeds[mix_seed(self.cfg.seed, index0 + i) % len(self.seeds)], cfg)
-                for i in range(count)]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small renders: one thread is as fast, and robust when the cores are busy
+        try:
+            return [make_sample(self.seeds[mix_seed(self.cfg.seed, index0 + i) % len(self.seeds)], cfg)
+                    for i in range(count)]
+        finally:
+            torch.set_num_threads(threads)
 
 
 class ManifestSource:
