@@ -1,4 +1,4 @@
-"""Stage `codec`: train the tiny autoencoder on rendered clips (L1 + edge loss), then fix latent stats."""
+"""Stage `codec`: train the tiny autoencoder on rendered clips (MSE + L1 + edge loss), then fix latent stats."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,7 +25,9 @@ class CodecStageConfig(JsonConfig):
     lr: float = 3e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
-    edge_weight: float = 0.5
+    mse_weight: float = 1.0  # MSE learns colours and layout fast; L1 and the edge term sharpen afterwards
+    l1_weight: float = 0.2
+    edge_weight: float = 0.2
     grad_clip: float = 1.0
     stats_batches: int = 8  # batches used to measure the latent mean/std at export
     seed: int = 0
@@ -60,9 +62,11 @@ class CodecStage:
 
     def loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         recon = self.reconstruct(video)
+        mse = F.mse_loss(recon, video)
         l1 = F.l1_loss(recon, video)
         edge = edge_l1(recon, video)
-        return l1 + self.cfg.edge_weight * edge, {"l1": l1.detach(), "edge": edge.detach()}
+        loss = self.cfg.mse_weight * mse + self.cfg.l1_weight * l1 + self.cfg.edge_weight * edge
+        return loss, {"mse": mse.detach(), "l1": l1.detach(), "edge": edge.detach()}
 
     def _crop(self, video: torch.Tensor, step: int) -> torch.Tensor:
         """A random square crop `[B, 3, T, c, c]` (aligned to the spatial factor), the same for the batch."""
