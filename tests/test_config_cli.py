@@ -72,5 +72,5 @@ def test_cli_info_and_demo(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "wan2.2-ti2v-5b" in out and "4,999,787,712" in out and "23-frame cache" in out
-    assert main(["demo"]) == 0
-    assert "coming with the embedded model" in capsys.readouterr().out
+    assert main(["demo", "--weights", "/nonexistent"]) == 0
+    assert "needs the trained embedded model" in capsys.readouterr().out
