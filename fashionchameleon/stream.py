@@ -56,7 +56,7 @@ class SwitchEvent:
     """A garment change: applied at the first chunk boundary at or after pixel frame `frame`."""
 
     slot: str
-    garment: torch.Tensor  # flat garment image [3, H, W] in [-1, 1]
+    garment: torch.Tensor | None  # flat garment image [3, H, W] in [-1, 1]; None = keep the slot's garment
     policy: SwitchPolicy = SwitchPolicy()
     frame: int = 0  # 0 for "at the next chunk boundary"
 
@@ -196,6 +196,22 @@ class StreamSession:
         """Switch at the next chunk boundary."""
         self.schedule_switch(self._f.frames_generated, slot, garment, policy)
 
+    def request_reschedule(self, policy: SwitchPolicy, slots: tuple[str, ...] = ()) -> None:
+        """Apply rescheduling operations at the next chunk boundary without changing any garment.
+
+        `slots` are the garment slots whose KV is recomputed (with `policy.refresh`); withdraw and
+        disentangle follow `policy`. This is the paper's three operations, for experiments.
+        """
+        unknown = [s for s in slots if s not in self.layout.garment_slots]
+        if unknown:
+            raise StreamInputError(f"garment slots {unknown} are not in this stream; its slots are "
+                                   f"{list(self.layout.garment_slots)}")
+        events = [SwitchEvent(slot, None, policy, self._f.frames_generated) for slot in slots]
+        if not events:  # withdraw / disentangle only: an event that refreshes nothing
+            events = [SwitchEvent(self.layout.garment_slots[0], None, replace(policy, refresh=False),
+                                  self._f.frames_generated)]
+        self._f = replace(self._f, pending=sorted([*self._f.pending, *events], key=lambda e: e.frame))
+
     def _due(self) -> tuple[list[SwitchEvent], list[SwitchEvent]]:
         due = [e for e in self._f.pending if e.frame <= self._f.frames_generated]
         return due, [e for e in self._f.pending if e.frame > self._f.frames_generated]
@@ -223,7 +239,8 @@ class StreamSession:
             f.segment_start
         with torch.no_grad(), self.cache.transaction():
             if due:
-                new = {e.slot: self._encode(e.garment[None]) for e in due}
+                new = {e.slot: f.garments[e.slot] if e.garment is None else self._encode(e.garment[None])
+                       for e in due if e.policy.refresh}
                 policy = _merge_policies([e.policy for e in due])
                 log.debug("chunk %d: switching %s with %s", f.chunk_index, [e.slot for e in due], policy)
                 new_ref = apply_switch(policy, self.model, self.codec, self.cache, self.text, new, f.recent)
@@ -239,7 +256,8 @@ class StreamSession:
             frames, decoder_state = self.codec.decode(x0, decoder_state)
         keep = max(SwitchPolicy().decode_frames, *(e.policy.decode_frames for e in f.pending), 1)
         recent = x0 if f.recent is None or segment_start else torch.cat([f.recent, x0], dim=2)
-        chunk = Chunk(f.chunk_index, f.frames_generated, x0, frames.float(), tuple(e.slot for e in due))
+        chunk = Chunk(f.chunk_index, f.frames_generated, x0, frames.float(),
+                      tuple(e.slot for e in due if e.garment is not None))
         self._f = _Fields(chunk_index=f.chunk_index + 1, frames_generated=f.frames_generated + frames.shape[2],
                           pending=later, garments=garments, references=references, recent=recent[:, :, -keep:],
                           decoder_state=decoder_state, segment_start=False)

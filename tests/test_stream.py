@@ -162,3 +162,17 @@ def test_chunk_seed_is_stable_and_handles_int_extremes():
     assert chunk_seed(0, 0) == chunk_seed(0, 0) != chunk_seed(0, 1)
     for seed in (0, 2**63 - 1, 2**64 - 1, -1):
         assert 0 <= chunk_seed(seed, 5) < 2**63
+
+
+def test_reschedule_without_a_new_garment(micro_model, micro_codec, micro_text):
+    s = _session(micro_model, micro_codec, micro_text, slots=("upper", "lower"))
+    for _ in range(3):
+        s.step()
+    upper_kv = s.cache.segment_kv("garment:upper")[0].clone()
+    s.request_reschedule(SwitchPolicy(refresh=False, withdraw=True, keep_last=3, disentangle=False))
+    chunk = s.step()
+    assert chunk.switches == () and torch.equal(s.cache.segment_kv("garment:upper")[0], upper_kv)
+    # withdraw kept the newest 3 frames; then this chunk became the new sink: 3 + 3 history frames
+    assert len(s.cache.history_frames()) == 6
+    with pytest.raises(StreamInputError, match="not in this stream"):
+        s.request_reschedule(SwitchPolicy(), slots=("full",))
