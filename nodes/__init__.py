@@ -1,7 +1,16 @@
 """The ComfyUI node layer: thin V3 node classes that validate, convert and call one engine function.
 
-The nodes (LoadTeacher, StreamGenerate, SwapGarment, KVRefresh, TryOff) arrive with the node-pack
-issue; until then the extension registers no nodes.
+    extension.py        FashionChameleonExtension: the node list (V3 registration, nothing else)
+    load_model.py       Load FashionChameleon model         -> FC_MODEL
+    stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps
+    swap_garment.py     FashionChameleon swap garment       -> FC_STREAM
+    kv_refresh.py       FashionChameleon KV refresh         -> FC_STREAM
+    try_off.py          FashionChameleon try-off            -> IMAGE garment
+    types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
+    convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
+    folders.py          model folders; parse.py: the text widgets
+
+This is the only code that imports ComfyUI; the engine (`fashionchameleon/`) never does.
 """
 from __future__ import annotations
 

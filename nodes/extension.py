@@ -1,9 +1,22 @@
-"""The V3 extension object that lists the pack's nodes."""
+"""The V3 extension object that lists the pack's nodes (the pack's only registration)."""
 from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import folders
+from .kv_refresh import KVRefresh
+from .load_model import LoadModel
+from .stream_generate import StreamGenerate
+from .swap_garment import SwapGarment
+from .try_off import TryOff
+from .types import log
+
+NODES: tuple[type[io.ComfyNode], ...] = (LoadModel, StreamGenerate, SwapGarment, KVRefresh, TryOff)
+
 
 class FashionChameleonExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        log.info("FashionChameleon: %d nodes; model files are read from %s", len(NODES), folders.searched())
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return []
+        return list(NODES)

@@ -1,0 +1,156 @@
+"""FashionChameleon stream generate: start a stream (or continue one) and generate frames chunk by chunk."""
+from __future__ import annotations
+
+import torch
+
+from comfy_api.latest import io
+
+from . import host
+from .convert import fit_garment, image_to_engine, single_image, video_to_image
+from .parse import check_slot_names, parse_frames, parse_slots
+from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream, require_model, require_stream
+
+NODE = "FashionChameleon stream generate"
+MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class StreamGenerate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FashionChameleonStreamGenerate",
+            display_name=NODE,
+            category=f"{CATEGORY}/stream",
+            description="Generates a try-on video of the reference person wearing the garment(s), chunk by chunk, "
+                        "with a causal few-step model. Outputs the frames, the stream (to continue it, switch "
+                        "garments or reschedule the cache) and the frame rate. Connect 'stream' to continue an "
+                        "earlier stream instead of starting a new one; the garment schedule switches garments at "
+                        "given frames while generating.",
+            inputs=[
+                FC_MODEL.Input("model", tooltip="The model from 'Load FashionChameleon model'. When 'stream' is "
+                                                "connected, the stream keeps the model it was started with."),
+                io.Image.Input("reference", optional=True,
+                               tooltip="The person to dress: one image, or a batch of views of the same person "
+                                       "(e.g. front and back). Its size is the video size and must be a multiple of "
+                                       "the model's unit (16 px for the embedded model). Needed to start a stream; "
+                                       "leave it unconnected when continuing one."),
+                io.Image.Input("garment", optional=True,
+                               tooltip="The garment flat-lay (on white). Alone it fills the 'full' slot; with "
+                                       "'garment_lower' it is the 'upper' garment. Resized and padded with white to "
+                                       "the reference size. Needed to start a stream."),
+                io.Image.Input("garment_lower", optional=True,
+                               tooltip="Optional lower-body garment: the stream then has two slots, 'upper' "
+                                       "(from 'garment') and 'lower' (from this image)."),
+                io.String.Input("prompt", multiline=True, default="a person walks",
+                                tooltip="The motion. The embedded model knows simple motion words (walk, turn "
+                                        "around, wave, sway, squat, jump, pose, stand still, ...). Ignored when "
+                                        "continuing a stream, which keeps its prompt."),
+                io.Int.Input("frames", default=48, min=1, max=100_000,
+                             tooltip="How many frames to generate. Rounded up to whole chunks (the embedded model "
+                                     "makes 12 frames per chunk), so that a continuation starts exactly where "
+                                     "this output ends."),
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                             tooltip="Noise seed of a new stream. A continued stream keeps its own seed, so a "
+                                     "continuation repeats exactly."),
+                FC_STREAM.Input("stream", optional=True,
+                                tooltip="An earlier stream to continue (from this node, 'FashionChameleon swap "
+                                        "garment' or 'FashionChameleon KV refresh'). It is copied, never changed."),
+                io.Image.Input("schedule_garments", optional=True,
+                               tooltip="Garments to switch to while generating, one image per switch, in order. "
+                                       "Use with 'switch_frames' (and 'switch_slots' for a two-slot stream)."),
+                io.String.Input("switch_frames", optional=True, default="",
+                                tooltip="When each scheduled garment takes over, in frames counted from the first "
+                                        "frame of this node's output, e.g. '48, 96'. A switch happens at the first "
+                                        "chunk boundary at or after its frame; one beyond this output stays pending "
+                                        "in the output stream."),
+                io.String.Input("switch_slots", optional=True, default="",
+                                tooltip="Which slot each scheduled garment replaces: 'full', 'upper' or 'lower'; "
+                                        "one name for all, or one per garment (e.g. 'upper, lower'). Empty means "
+                                        "the stream's only slot."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames",
+                                tooltip="The generated frames as an IMAGE batch [frames, height, width, 3]."),
+                FC_STREAM.Output(display_name="stream",
+                                 tooltip="The stream after the last chunk: connect it to continue, swap a garment "
+                                         "or refresh the cache. A new value; the input stream is left as it was."),
+                io.Float.Output(display_name="fps",
+                                tooltip="The model's frame rate, for core's CreateVideo or SaveAnimatedWEBP nodes."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, switch_frames=None, switch_slots=None):
+        if isinstance(switch_frames, str):
+            try:
+                parse_frames(switch_frames)
+            except ValueError as exc:
+                return str(exc)
+        if isinstance(switch_slots, str):
+            try:
+                check_slot_names(switch_slots)
+            except ValueError as exc:
+                return str(exc)
+        return True
+
+    @classmethod
+    def execute(cls, model, prompt: str, frames: int, seed: int, reference=None, garment=None, garment_lower=None,
+                stream=None, schedule_garments=None, switch_frames: str = "",
+                switch_slots: str = "") -> io.NodeOutput:
+        require_model(model, NODE)
+        if stream is None:
+            out = _start(model, reference, garment, garment_lower, prompt, seed)
+        else:
+            connected = [n for n, v in (("reference", reference), ("garment", garment),
+                                        ("garment_lower", garment_lower)) if v is not None]
+            if connected:
+                raise ValueError(f"{NODE}: {connected} are only used to start a stream; when 'stream' is connected, "
+                                 f"disconnect them (use 'FashionChameleon swap garment' or the garment schedule to "
+                                 f"change garments)")
+            out = require_stream(stream, NODE).fork()
+        _schedule(out, schedule_garments, switch_frames, switch_slots)
+
+        session = out.session
+        progress = host.StreamProgress(session.codec, host.chunks_for(session, frames), len(session.config.steps))
+        device = host.output_device()
+        # each chunk's frames leave the model's device as soon as they are made: [T_chunk, H, W, 3]
+        chunks = [video_to_image(c.frames, device) for c in session.generate(frames, progress, host.check_interrupt)]
+        progress.finish()
+        return io.NodeOutput(torch.cat(chunks, dim=0), out, float(out.fps))
+
+
+def _start(model, reference, garment, garment_lower, prompt: str, seed: int) -> FCStream:
+    if reference is None or garment is None:
+        raise ValueError(f"{NODE}: connect 'reference' and 'garment' to start a stream, or connect 'stream' to "
+                         f"continue one")
+    if model.student is None:
+        have = ", ".join(p for p in ("teacher", "tryoff") if getattr(model, p) is not None) or "no DiT"
+        raise ValueError(f"{NODE}: this model has no causal student DiT, which streaming needs (it has: {have}); "
+                         f"load the embedded model or a student checkpoint")
+    refs = image_to_engine(reference, "reference")  # [N, 3, H, W]: the views
+    size = tuple(refs.shape[-2:])
+    first = fit_garment(single_image(image_to_engine(garment, "garment"), "garment"), size)
+    if garment_lower is None:
+        garments = {"full": first}
+    else:
+        lower = fit_garment(single_image(image_to_engine(garment_lower, "garment_lower"), "garment_lower"), size)
+        garments = {"upper": first, "lower": lower}
+    session = model.session(refs, garments, prompt, int(seed))
+    return FCStream(session, float(getattr(model, "fps", DEFAULT_FPS)))
+
+
+def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slots: str | None) -> None:
+    """Schedule switches on `stream` (a fresh fork owned by this node), frames relative to its current end."""
+    frames = parse_frames(switch_frames)
+    if garments is None:
+        if frames:
+            raise ValueError(f"{NODE}: 'switch_frames' is set but no 'schedule_garments' are connected")
+        return
+    images = fit_garment(image_to_engine(garments, "schedule_garments"), stream.image_size)  # [K, 3, H, W]
+    if len(frames) != images.shape[0]:
+        raise ValueError(f"{NODE}: {images.shape[0]} scheduled garment(s) but {len(frames)} switch frame(s) in "
+                         f"'switch_frames'; give one frame per garment")
+    slots = parse_slots(switch_slots, len(frames), stream.slots)
+    start = stream.frames_generated
+    for image, frame, slot in zip(images, frames, slots):
+        stream.session.schedule_switch(start + frame, slot, image)

@@ -1,0 +1,58 @@
+"""FashionChameleon try-off: the flat garment a dressed person is wearing."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..fashionchameleon.tryoff import try_off
+from . import host
+from .convert import engine_to_image, image_to_engine
+from .types import CATEGORY, FC_MODEL, SLOTS, require_model
+
+NODE = "FashionChameleon try-off"
+MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class TryOff(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FashionChameleonTryOff",
+            display_name=NODE,
+            category=f"{CATEGORY}/garments",
+            description="Takes a garment off a photo: from a dressed person, generates the flat-lay of the garment "
+                        "in the chosen slot, ready for 'FashionChameleon swap garment' or as a stream's garment.",
+            inputs=[
+                FC_MODEL.Input("model", tooltip="The model from 'Load FashionChameleon model'; it needs its try-off "
+                                                "DiT (tryoff.safetensors for the embedded model)."),
+                io.Image.Input("person", tooltip="Photo(s) of a dressed person; each image in a batch gives one "
+                                                 "garment. Width and height must be multiples of the model's unit "
+                                                 "(16 px for the embedded model)."),
+                io.Combo.Input("slot", options=list(SLOTS), default="full",
+                               tooltip="Which garment to take off: the whole outfit ('full'), the top ('upper') or "
+                                       "the bottom ('lower')."),
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                             tooltip="Noise seed; the same seed gives the same garment."),
+                io.Int.Input("steps", default=30, min=1, max=200,
+                             tooltip="Denoising steps of the try-off sampler."),
+            ],
+            outputs=[io.Image.Output(display_name="garment",
+                                     tooltip="The flat garment image(s) on white, at the person's size.")],
+        )
+
+    @classmethod
+    def execute(cls, model, person, slot: str = "full", seed: int = 0, steps: int = 30) -> io.NodeOutput:
+        require_model(model, NODE)
+        if model.tryoff is None:
+            raise ValueError(f"{NODE}: this model has no try-off DiT; load the embedded model with its "
+                             f"tryoff.safetensors, or a try-off checkpoint")
+        images = image_to_engine(person, "person")  # [B, 3, H, W]
+        unit = model.codec.spatial_factor * model.tryoff.cfg.patch_size[1]
+        h, w = images.shape[-2:]
+        if h % unit or w % unit:
+            raise ValueError(f"{NODE}: the person image is {h}x{w}; width and height must be multiples of {unit} "
+                             f"for this model (resize or crop it first)")
+        set_progress = host.simple_progress(1)
+        host.check_interrupt()
+        garment = try_off(model.tryoff, model.codec, images, slot, int(seed), int(steps))
+        set_progress(1)
+        return io.NodeOutput(engine_to_image(garment, host.output_device()))

@@ -1,0 +1,367 @@
+"""A small stand-in for the parts of ComfyUI the node layer uses, for unit tests without ComfyUI.
+
+Modules built here: `comfy`, `comfy.utils` (ProgressBar and its global hook), `comfy.model_management`
+(devices, dtype, interrupts), `comfy.cli_args` (preview settings), `comfy_api`, `comfy_api.latest`
+(`ComfyExtension`, `io`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
+`comfy_api/latest/_io.py` keyword for keyword (only the types the pack uses), so that a misspelt
+option fails here as it would in ComfyUI. Behaviour is the minimum the tests need: the progress bar
+calls its hook on every update (ComfyUI throttles non-preview updates), and `interrupt_processing`
+works like ComfyUI's flag.
+
+`stub_modules(models_dir)` returns the modules to put in `sys.modules`; `load_pack(root, name)`
+imports the repository as ComfyUI imports a custom-node directory (its `__init__.py` as a package
+under a path-derived name), so the pack's relative imports are exercised for real.
+"""
+from __future__ import annotations
+
+import enum
+import importlib.util
+import os
+import sys
+import threading
+import types
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["stub_modules", "load_pack", "pack_module_name"]
+
+
+# ----------------------------------------------------------------------------------- comfy_api.latest.io
+class _IO:
+    Parent: Any = None
+
+    @property
+    def io_type(self) -> str:
+        return self.Parent.io_type
+
+
+class Input(_IO):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 extra_dict=None, raw_link: bool = None, advanced: bool = None):
+        self.id, self.display_name, self.optional, self.tooltip, self.lazy = id, display_name, optional, tooltip, lazy
+
+
+class WidgetInput(Input):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 default: Any = None, socketless: bool = None, widget_type: str = None, force_input: bool = None,
+                 extra_dict=None, raw_link: bool = None, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced)
+        self.default = default
+
+
+class Output(_IO):
+    def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list=False):
+        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name or id, tooltip, is_output_list
+
+
+def _comfytype(io_type: str, input_cls=Input, output_cls=Output):
+    """A socket type with its own Input/Output subclasses bound to `io_type`."""
+    kind = type(io_type.title(), (), {"io_type": io_type})
+    kind.Input = type("Input", (input_cls,), {"Parent": kind})
+    kind.Output = type("Output", (output_cls,), {"Parent": kind})
+    return kind
+
+
+class _BooleanInput(WidgetInput):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 default: bool = None, label_on: str = None, label_off: str = None, socketless: bool = None,
+                 force_input: bool = None, extra_dict=None, raw_link: bool = None, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+
+
+class _IntInput(WidgetInput):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 default: int = None, min: int = None, max: int = None, step: int = None,
+                 control_after_generate=None, display_mode=None, socketless: bool = None, force_input: bool = None,
+                 extra_dict=None, raw_link: bool = None, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+        self.min, self.max, self.step, self.control_after_generate = min, max, step, control_after_generate
+
+
+class _StringInput(WidgetInput):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 multiline=False, placeholder: str = None, default: str = None, dynamic_prompts: bool = None,
+                 socketless: bool = None, force_input: bool = None, extra_dict=None, raw_link: bool = None,
+                 advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+        self.multiline = multiline
+
+
+class _ComboInput(WidgetInput):
+    def __init__(self, id: str, options=None, display_name: str = None, optional=False, tooltip: str = None,
+                 lazy: bool = None, default=None, control_after_generate=None, upload=None, image_folder=None,
+                 remote=None, socketless: bool = None, extra_dict=None, raw_link: bool = None,
+                 advanced: bool = None):
+        if isinstance(options, type) and issubclass(options, enum.Enum):
+            options = [v.value for v in options]
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, None)
+        self.options = options
+
+
+class _ComboOutput(Output):
+    def __init__(self, id: str = None, display_name: str = None, options: list[str] = None, tooltip: str = None,
+                 is_output_list=False):
+        super().__init__(id, display_name, tooltip, is_output_list)
+
+
+class Hidden(str, enum.Enum):
+    unique_id = "UNIQUE_ID"
+    prompt = "PROMPT"
+    extra_pnginfo = "EXTRA_PNGINFO"
+    dynprompt = "DYNPROMPT"
+
+
+@dataclass
+class Schema:
+    node_id: str
+    display_name: str = None
+    category: str = "sd"
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    hidden: list = field(default_factory=list)
+    description: str = ""
+    search_aliases: list = field(default_factory=list)
+    is_input_list: bool = False
+    is_output_node: bool = False
+    is_deprecated: bool = False
+    is_experimental: bool = False
+    is_dev_only: bool = False
+    is_api_node: bool = False
+    not_idempotent: bool = False
+    enable_expand: bool = False
+
+    def validate(self) -> None:
+        """As ComfyUI: input ids unique, output ids unique (outputs without an id get one in finalize)."""
+        ids = [i.id for i in self.inputs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Input ids must be unique, got {ids}")
+        for i, o in enumerate(self.outputs):
+            if o.id is None:
+                o.id = f"_{i}_{o.io_type}_"
+        out_ids = [o.id for o in self.outputs]
+        if len(set(out_ids)) != len(out_ids):
+            raise ValueError(f"Output ids must be unique, got {out_ids}")
+
+
+class ComfyNode:
+    hidden = None
+
+    @classmethod
+    def define_schema(cls) -> Schema:
+        raise NotImplementedError
+
+    @classmethod
+    def execute(cls, **kwargs):
+        raise NotImplementedError
+
+
+class NodeOutput:
+    def __init__(self, *args: Any, ui=None, expand: dict = None, block_execution: str = None):
+        self.args, self.ui, self.expand, self.block_execution = args, ui, expand, block_execution
+
+    @property
+    def result(self):
+        return self.args if len(self.args) > 0 else None
+
+    def __getitem__(self, index) -> Any:
+        return self.args[index]
+
+
+def Custom(io_type: str):
+    return _comfytype(io_type)
+
+
+def _io_module() -> types.ModuleType:
+    io = types.ModuleType("comfy_api.latest.io")
+    io.Input, io.WidgetInput, io.Output, io.Schema, io.ComfyNode, io.NodeOutput = (
+        Input, WidgetInput, Output, Schema, ComfyNode, NodeOutput)
+    io.Hidden, io.Custom = Hidden, Custom
+    io.Boolean = _comfytype("BOOLEAN", _BooleanInput)
+    io.Int = _comfytype("INT", _IntInput)
+    io.Float = _comfytype("FLOAT", WidgetInput)
+    io.String = _comfytype("STRING", _StringInput)
+    io.Combo = _comfytype("COMBO", _ComboInput, _ComboOutput)
+    io.Image = _comfytype("IMAGE")
+    io.Mask = _comfytype("MASK")
+    return io
+
+
+class ComfyExtension(ABC):
+    async def on_load(self) -> None:
+        """Called once when the extension is loaded."""
+
+    @abstractmethod
+    async def get_node_list(self) -> list:
+        """The node classes."""
+
+
+# ----------------------------------------------------------------------------------- comfy.*
+class InterruptProcessingException(Exception):
+    pass
+
+
+def _model_management() -> types.ModuleType:
+    mm = types.ModuleType("comfy.model_management")
+    mm.InterruptProcessingException = InterruptProcessingException
+    state = {"interrupt": False}
+    lock = threading.RLock()
+
+    def interrupt_current_processing(value=True):
+        with lock:
+            state["interrupt"] = value
+
+    def processing_interrupted():
+        with lock:
+            return state["interrupt"]
+
+    def throw_exception_if_processing_interrupted():
+        with lock:
+            if state["interrupt"]:
+                state["interrupt"] = False
+                raise InterruptProcessingException()
+
+    mm.interrupt_current_processing = interrupt_current_processing
+    mm.processing_interrupted = processing_interrupted
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    mm.get_torch_device = lambda: torch.device("cpu")  # as under --cpu
+    mm.intermediate_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+
+    def unet_dtype(device=None, model_params=0, supported_dtypes=(torch.float16, torch.bfloat16, torch.float32),
+                   weight_dtype=None):
+        return torch.float32  # what ComfyUI picks on the CPU
+
+    mm.unet_dtype = unet_dtype
+    return mm
+
+
+def _utils() -> types.ModuleType:
+    utils = types.ModuleType("comfy.utils")
+    utils.PROGRESS_BAR_HOOK = None
+
+    def set_progress_bar_global_hook(function):
+        utils.PROGRESS_BAR_HOOK = function
+
+    class ProgressBar:
+        def __init__(self, total, node_id=None):
+            self.total, self.current, self.node_id = total, 0, node_id
+            self.hook = utils.PROGRESS_BAR_HOOK
+
+        def update_absolute(self, value, total=None, preview=None):
+            if total is not None:
+                self.total = total
+            self.current = min(value, self.total)
+            if self.hook is not None:
+                self.hook(self.current, self.total, preview, node_id=self.node_id)
+
+        def update(self, value):
+            self.update_absolute(self.current + value)
+
+    utils.ProgressBar = ProgressBar
+    utils.set_progress_bar_global_hook = set_progress_bar_global_hook
+    return utils
+
+
+class LatentPreviewMethod(enum.Enum):
+    NoPreviews = "none"
+    Auto = "auto"
+    Latent2RGB = "latent2rgb"
+    TAESD = "taesd"
+
+
+def _cli_args() -> types.ModuleType:
+    cli = types.ModuleType("comfy.cli_args")
+    cli.LatentPreviewMethod = LatentPreviewMethod
+    cli.args = types.SimpleNamespace(preview_method=LatentPreviewMethod.NoPreviews, preview_size=512)
+    return cli
+
+
+# ----------------------------------------------------------------------------------- folder_paths
+def _folder_paths(models_dir: Path) -> types.ModuleType:
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(models_dir)
+    fp.supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+    fp.folder_names_and_paths = {
+        name: ([str(models_dir / name)], set(fp.supported_pt_extensions))
+        for name in ("checkpoints", "vae", "text_encoders", "diffusion_models")
+    }
+
+    def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: bool = False) -> None:
+        if folder_name in fp.folder_names_and_paths:
+            paths = fp.folder_names_and_paths[folder_name][0]
+            if full_folder_path not in paths:
+                paths.insert(0, full_folder_path) if is_default else paths.append(full_folder_path)
+        else:
+            fp.folder_names_and_paths[folder_name] = ([full_folder_path], set())
+
+    def get_folder_paths(folder_name: str) -> list[str]:
+        return fp.folder_names_and_paths[folder_name][0][:]
+
+    def get_filename_list(folder_name: str) -> list[str]:
+        dirs, extensions = fp.folder_names_and_paths[folder_name]  # KeyError for unknown names, as ComfyUI
+        out = set()
+        for d in dirs:
+            for root, _, files in os.walk(d, followlinks=True):
+                for f in files:
+                    rel = os.path.relpath(os.path.join(root, f), d)
+                    if not extensions or os.path.splitext(f)[-1].lower() in extensions:
+                        out.add(rel)
+        return sorted(out)
+
+    def get_full_path(folder_name: str, filename: str) -> str | None:
+        for d in fp.folder_names_and_paths[folder_name][0]:
+            full = os.path.join(d, os.path.relpath(os.path.join("/", filename), "/"))
+            if os.path.isfile(full):
+                return full
+        return None
+
+    def get_full_path_or_raise(folder_name: str, filename: str) -> str:
+        full = get_full_path(folder_name, filename)
+        if full is None:
+            raise FileNotFoundError(f"Model in folder '{folder_name}' with filename '{filename}' not found.")
+        return full
+
+    fp.add_model_folder_path = add_model_folder_path
+    fp.get_folder_paths = get_folder_paths
+    fp.get_filename_list = get_filename_list
+    fp.get_full_path = get_full_path
+    fp.get_full_path_or_raise = get_full_path_or_raise
+    return fp
+
+
+# ----------------------------------------------------------------------------------- assembly
+def stub_modules(models_dir: Path) -> dict[str, types.ModuleType]:
+    """The stand-in modules, keyed by their `sys.modules` names."""
+    comfy = types.ModuleType("comfy")
+    comfy.__path__ = []
+    mm, utils, cli = _model_management(), _utils(), _cli_args()
+    comfy.model_management, comfy.utils, comfy.cli_args = mm, utils, cli
+    api = types.ModuleType("comfy_api")
+    api.__path__ = []
+    latest = types.ModuleType("comfy_api.latest")
+    latest.__path__ = []
+    latest.io = _io_module()
+    latest.ComfyExtension = ComfyExtension
+    api.latest = latest
+    return {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils, "comfy.cli_args": cli,
+            "comfy_api": api, "comfy_api.latest": latest, "comfy_api.latest.io": latest.io,
+            "folder_paths": _folder_paths(models_dir)}
+
+
+def pack_module_name(root: Path) -> str:
+    """The module name ComfyUI gives a custom-node directory (`nodes.py:load_custom_node`)."""
+    return str(root).replace(".", "_x_")
+
+
+def load_pack(root: Path, name: str | None = None) -> types.ModuleType:
+    """Import `root/__init__.py` as a package, as ComfyUI imports a custom-node directory."""
+    name = name or pack_module_name(root)
+    spec = importlib.util.spec_from_file_location(name, root / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,486 @@
+"""The ComfyUI node layer, against a stand-in for ComfyUI (tests/comfy_stubs.py) and micro models.
+
+The pack is imported the way ComfyUI imports a custom-node directory, node functions are called
+directly inside `torch.inference_mode()` (as ComfyUI's executor runs them), and the model is a
+randomly initialised micro EmbeddedModel injected where 'Load FashionChameleon model' would put it.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from comfy_stubs import load_pack, pack_module_name, stub_modules
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = 16  # micro codec 4x spatial x patch 2 -> 8 px unit; 2x temporal x 3-frame chunks -> 6 frames per chunk
+PER_CHUNK = 6
+NODE_IDS = {"FashionChameleonLoadModel", "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment",
+            "FashionChameleonKVRefresh", "FashionChameleonTryOff"}
+
+
+# ----------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """Stand-in ComfyUI modules in sys.modules, and the pack loaded through its __init__.py."""
+    models = tmp_path_factory.mktemp("models")
+    stubs = stub_modules(models)
+    name = pack_module_name(ROOT)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CPU is shared with a training job
+    with pytest.MonkeyPatch.context() as mp:
+        for key, module in stubs.items():
+            mp.setitem(sys.modules, key, module)
+        pack = load_pack(ROOT, name)
+        mod = lambda m: importlib.import_module(f"{name}.{m}")  # noqa: E731
+        yield SimpleNamespace(
+            pack=pack, models=models, mm=stubs["comfy.model_management"], utils=stubs["comfy.utils"],
+            cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
+            ext=mod("nodes.extension"), types=mod("nodes.types"), convert=mod("nodes.convert"),
+            folders=mod("nodes.folders"), load=mod("nodes.load_model"), gen=mod("nodes.stream_generate"),
+            swap=mod("nodes.swap_garment"), kv=mod("nodes.kv_refresh"), tryoff=mod("nodes.try_off"),
+            E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
+                                 ("model", "config", "codec", "text", "embedded", "checkpoint", "rescheduling",
+                                  "stream")}))
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+    torch.set_num_threads(threads)
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+def _parts(E):
+    cfg = E.config.ModelConfig(name="micro", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
+                               text_dim=16, text_len=4, freq_dim=32)
+    codec = _randomize(E.codec.TinyCodec(E.codec.TinyCodecConfig(latent_channels=4, spatial_factor=4,
+                                                                 temporal_factor=2, widths=(8, 8))), 1)
+    torch.manual_seed(2)
+    text = E.text.TinyPromptEncoder(E.text.TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1,
+                                                          heads=2)).eval()
+    return cfg, codec, text
+
+
+@pytest.fixture(scope="module")
+def model(host):
+    """A micro EmbeddedModel (student + try-off DiT), as 'Load FashionChameleon model' would output it."""
+    E = host.E
+    cfg, codec, text = _parts(E)
+    return E.embedded.EmbeddedModel(
+        codec, text, student=_randomize(E.model.WanDiT(cfg), 0), tryoff=_randomize(E.model.WanDiT(cfg), 3),
+        stream_config=E.config.StreamConfig(sink_frames=3, window_frames=6))
+
+
+def run(node, **inputs):
+    """Call a node as ComfyUI's executor does (inference mode); return its outputs."""
+    with torch.inference_mode():
+        return node.execute(**inputs).args
+
+
+def img(seed: int, batch: int = 1, h: int = SIZE, w: int = SIZE, c: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, h, w, c, generator=g)  # IMAGE [B, H, W, C] in 0..1
+
+
+def start(host, model, frames=2 * PER_CHUNK, seed=5, garment=None, **extra):
+    out = run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2) if garment is None else garment,
+              prompt="a person walks", frames=frames, seed=seed, **extra)
+    return out
+
+
+def cont(host, model, stream, frames=2 * PER_CHUNK, **extra):
+    return run(host.gen.StreamGenerate, model=model, stream=stream, prompt="ignored", frames=frames, seed=99, **extra)
+
+
+def state(stream) -> list:
+    """Everything a node could change in an FC_STREAM, as plain data."""
+    s, f = stream.session, stream.session._f
+    pending = [(e.slot, e.frame, e.policy, None if e.garment is None else e.garment.clone()) for e in f.pending]
+    return [s.cache.k.clone(), s.cache.v.clone(), s.cache.state_dict(), f.chunk_index, f.frames_generated, pending,
+            None if f.recent is None else f.recent.clone(), f.references.clone(),
+            {k: v.clone() for k, v in f.garments.items()}, f.segment_start, stream.fps]
+
+
+def same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+# ----------------------------------------------------------------------------------- registration and schemas
+def test_the_entry_point_returns_the_extension_with_every_node(host):
+    ext = asyncio.run(host.pack.comfy_entrypoint())
+    assert type(ext).__name__ == "FashionChameleonExtension"
+    asyncio.run(ext.on_load())
+    nodes = asyncio.run(ext.get_node_list())
+    assert {n.define_schema().node_id for n in nodes} == NODE_IDS and len(nodes) == len(NODE_IDS)
+    name = host.pack.__name__
+    modules = [m for k, m in sys.modules.items() if k == name or k.startswith(name + ".nodes")]
+    assert len(modules) >= 8 and not any(hasattr(m, "NODE_CLASS_MAPPINGS") for m in modules)
+
+
+def test_every_schema_is_namespaced_categorised_and_documented(host):
+    nodes = asyncio.run(host.ext.FashionChameleonExtension().get_node_list())
+    ids = []
+    for node in nodes:
+        schema = node.define_schema()
+        schema.validate()
+        ids.append(schema.node_id)
+        where = schema.node_id
+        assert schema.node_id.startswith("FashionChameleon") and schema.display_name, where
+        assert schema.category.startswith("FashionChameleon/"), where
+        assert len(schema.description) > 40, where
+        assert schema.inputs and schema.outputs, where
+        for item in [*schema.inputs, *schema.outputs]:
+            assert isinstance(item.tooltip, str) and len(item.tooltip) > 15, f"{where}: {item.id or item.display_name}"
+        assert all(o.display_name for o in schema.outputs), where
+        params = inspect.signature(node.execute).parameters
+        for i in schema.inputs:  # ComfyUI passes inputs by id and leaves unconnected optional ones out
+            assert i.id in params, f"{where}: execute() has no parameter {i.id!r}"
+            if i.optional:
+                assert params[i.id].default is not inspect.Parameter.empty, f"{where}: {i.id!r} needs a default"
+        assert set(params) <= {i.id for i in schema.inputs}, where
+    assert len(set(ids)) == len(ids)
+
+
+def test_stream_outputs_are_typed_and_widgets_have_sane_ranges(host):
+    schema = host.gen.StreamGenerate.define_schema()
+    assert [o.io_type for o in schema.outputs] == ["IMAGE", "FC_STREAM", "FLOAT"]
+    inputs = {i.id: i for i in schema.inputs}
+    assert inputs["model"].io_type == "FC_MODEL" and inputs["stream"].io_type == "FC_STREAM"
+    assert inputs["stream"].optional and inputs["schedule_garments"].optional and not inputs["model"].optional
+    assert inputs["seed"].control_after_generate and inputs["seed"].max == 2 ** 64 - 1
+    assert host.load.LoadModel.define_schema().outputs[0].io_type == "FC_MODEL"
+    for node in (host.swap.SwapGarment, host.kv.KVRefresh):
+        assert [o.io_type for o in node.define_schema().outputs] == ["FC_STREAM"]
+
+
+def test_validate_inputs_reports_bad_schedule_text(host):
+    v = host.gen.StreamGenerate.validate_inputs
+    assert v(switch_frames="48, 96", switch_slots="upper, lower") is True
+    assert v(switch_frames=None, switch_slots=None) is True  # linked inputs arrive as None
+    assert "whole numbers" in v(switch_frames="48, soon")
+    assert "ascending" in v(switch_frames="96, 48")
+    assert "unknown garment slot" in v(switch_slots="middle")
+
+
+# ----------------------------------------------------------------------------------- folders and loading
+def test_the_model_folder_is_registered_created_and_safetensors_only(host):
+    fp, folders = host.fp, host.folders
+    path = str(host.models / "fashionchameleon")
+    paths, exts = fp.folder_names_and_paths["fashionchameleon"]
+    assert path in paths and Path(path).is_dir() and exts == {".safetensors", ".sft"}
+    fp.add_model_folder_path("fashionchameleon", str(host.models / "extra"))  # e.g. from extra_model_paths.yaml
+    folders.register()  # idempotent; keeps the user's folder
+    paths, exts = fp.folder_names_and_paths["fashionchameleon"]
+    assert paths.count(path) == 1 and str(host.models / "extra") in paths and exts == {".safetensors", ".sft"}
+
+
+def test_the_model_combo_lists_the_bundled_model_first_then_safetensors_files(host):
+    for rel in ("fashionchameleon/a.safetensors", "fashionchameleon/sub/b.safetensors", "fashionchameleon/c.ckpt",
+                "diffusion_models/wan.safetensors", "diffusion_models/old.ckpt"):
+        (host.models / rel).parent.mkdir(parents=True, exist_ok=True)
+        (host.models / rel).write_bytes(b"")
+    options = host.load.LoadModel.define_schema().inputs[0].options
+    assert options[0] == "embedded (bundled)"
+    for want in ("fashionchameleon/a.safetensors", "fashionchameleon/sub/b.safetensors",
+                 "diffusion_models/wan.safetensors"):
+        assert want in options
+    assert not any(o.endswith(".ckpt") for o in options)
+
+
+@pytest.fixture
+def weights(host, tmp_path, monkeypatch):
+    """A weights folder holding a micro codec, prompt encoder and student, as the pack will ship them."""
+    E = host.E
+    cfg, codec, text = _parts(E)
+    save = E.checkpoint.save_checkpoint
+    save(tmp_path / "codec.safetensors", codec.state_dict(), "codec", codec.config)
+    save(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
+    student = _randomize(E.model.WanDiT(cfg), 0)
+    save(tmp_path / "student.safetensors", student.state_dict(), "student", cfg)
+    monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", tmp_path)
+    return SimpleNamespace(dir=tmp_path, cfg=cfg, student=student, save=save)
+
+
+def test_load_model_loads_the_embedded_model_on_the_comfy_device(host, weights):
+    (loaded,) = run(host.load.LoadModel, model="embedded (bundled)", dtype="auto", device="auto")
+    assert loaded.student is not None and loaded.teacher is None and loaded.tryoff is None
+    assert loaded.student.dtype == torch.float32 and loaded.student.device.type == "cpu"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.student.state_dict().values(),
+                                                  weights.student.state_dict().values()))
+    (half,) = run(host.load.LoadModel, model="embedded (bundled)", dtype="bf16", device="cpu")
+    assert half.student.dtype == torch.bfloat16 and half.codec.latent_mean.dtype == torch.float32
+
+
+def test_load_model_is_fingerprinted_by_its_weight_files(host, weights):
+    fingerprint = host.load.LoadModel.fingerprint_inputs
+    first = fingerprint(model="embedded (bundled)", dtype="auto", device="auto")
+    assert fingerprint(model="embedded (bundled)", dtype="auto", device="auto") == first
+    weights.save(weights.dir / "student.safetensors", _randomize(host.E.model.WanDiT(weights.cfg), 9).state_dict(),
+                 "student", weights.cfg)
+    assert fingerprint(model="embedded (bundled)", dtype="auto", device="auto") != first
+    assert fingerprint(model="fashionchameleon/absent.safetensors", dtype="auto", device="auto")
+
+
+def test_load_model_pairs_a_folder_checkpoint_with_the_embedded_codec(host, weights):
+    E = host.E
+    tryoff = _randomize(E.model.WanDiT(weights.cfg), 7)
+    weights.save(host.models / "fashionchameleon" / "my_tryoff.safetensors", tryoff.state_dict(), "tryoff",
+                 weights.cfg)
+    (loaded,) = run(host.load.LoadModel, model="fashionchameleon/my_tryoff.safetensors", dtype="fp32", device="cpu")
+    assert loaded.tryoff is not None and loaded.student is None
+    assert torch.equal(loaded.tryoff.head.head.weight, tryoff.head.head.weight)
+
+
+def test_load_model_errors_name_the_folders_and_the_stage_found(host, weights):
+    load = host.load.LoadModel
+    with pytest.raises(FileNotFoundError) as missing:
+        run(load, model="fashionchameleon/nope.safetensors", dtype="auto", device="auto")
+    assert "nope.safetensors" in str(missing.value) and str(host.models / "fashionchameleon") in str(missing.value)
+    _, codec, _ = _parts(host.E)
+    weights.save(host.models / "fashionchameleon" / "codec_by_mistake.safetensors", codec.state_dict(), "codec",
+                 codec.config)
+    with pytest.raises(ValueError) as wrong:
+        run(load, model="fashionchameleon/codec_by_mistake.safetensors", dtype="auto", device="auto")
+    assert "'codec'" in str(wrong.value) and "diffusion_models" in str(wrong.value)
+    (weights.dir / "codec.safetensors").unlink()
+    with pytest.raises(FileNotFoundError) as gone:
+        run(load, model="embedded (bundled)", dtype="auto", device="auto")
+    assert "codec.safetensors" in str(gone.value) and str(weights.dir) in str(gone.value)
+
+
+# ----------------------------------------------------------------------------------- image conversion
+def test_images_convert_both_ways_and_rgba_is_composited_on_white(host):
+    c = host.convert
+    x = img(3, batch=2)
+    x_before = x.clone()
+    e = c.image_to_engine(x)
+    assert e.shape == (2, 3, SIZE, SIZE) and e.dtype == torch.float32 and e.min() >= -1 and e.max() <= 1
+    assert torch.allclose(c.engine_to_image(e), x, atol=1e-6) and torch.equal(x, x_before)
+    rgba = torch.cat([img(4), torch.zeros(1, SIZE, SIZE, 1)], dim=-1)  # fully transparent
+    assert torch.equal(c.image_to_engine(rgba), torch.ones(1, 3, SIZE, SIZE))
+    gray = img(5, c=1)
+    assert torch.equal(c.image_to_engine(gray)[:, 0], c.image_to_engine(gray)[:, 2])
+    video = torch.rand(1, 3, 7, SIZE, SIZE) * 2 - 1
+    frames = c.video_to_image(video)
+    assert frames.shape == (7, SIZE, SIZE, 3) and torch.allclose(frames[3], (video[0, :, 3].permute(1, 2, 0) + 1) / 2)
+    tall = c.image_to_engine(img(6, h=SIZE, w=SIZE // 2))[0]  # a narrow flat-lay is centred on white
+    fitted = c.fit_garment(tall, (SIZE, SIZE))
+    assert fitted.shape == (3, SIZE, SIZE) and torch.equal(fitted[:, :, :4], torch.ones(3, SIZE, 4))
+
+
+# ----------------------------------------------------------------------------------- stream generate
+def test_stream_generate_outputs_frames_a_stream_and_fps(host, model):
+    frames, stream, fps = start(host, model, frames=PER_CHUNK + 1)  # rounded up to whole chunks
+    assert frames.shape == (2 * PER_CHUNK, SIZE, SIZE, 3) and frames.dtype == torch.float32
+    assert frames.device.type == "cpu" and 0 <= frames.min() and frames.max() <= 1
+    assert isinstance(stream, host.types.FCStream) and stream.frames_generated == 2 * PER_CHUNK
+    assert stream.slots == ("full",) and stream.image_size == (SIZE, SIZE)
+    assert isinstance(fps, float) and fps == 16.0
+
+
+def test_the_same_inputs_give_identical_outputs_and_leave_inputs_untouched(host, model):
+    ref, garment = img(1), img(2)
+    before = (ref.clone(), garment.clone(), {k: v.clone() for k, v in model.student.state_dict().items()})
+    a = run(host.gen.StreamGenerate, model=model, reference=ref, garment=garment, prompt="a person waves",
+            frames=12, seed=3)
+    b = run(host.gen.StreamGenerate, model=model, reference=ref, garment=garment, prompt="a person waves",
+            frames=12, seed=3)
+    assert torch.equal(a[0], b[0]) and same(state(a[1]), state(b[1]))
+    assert torch.equal(ref, before[0]) and torch.equal(garment, before[1])
+    assert same(model.student.state_dict(), before[2])
+    c = run(host.gen.StreamGenerate, model=model, reference=ref, garment=garment, prompt="a person waves",
+            frames=12, seed=4)
+    assert not torch.equal(a[0], c[0])
+    parent = state(a[1])
+    d, e = cont(host, model, a[1]), cont(host, model, a[1])  # continuing twice: same result, parent untouched
+    assert torch.equal(d[0], e[0]) and same(state(a[1]), parent) and d[1].session is not a[1].session
+
+
+def test_a_continuation_equals_one_longer_run(host, model):
+    whole, _, _ = start(host, model, frames=4 * PER_CHUNK)
+    first, stream, _ = start(host, model, frames=2 * PER_CHUNK)
+    rest, after, _ = cont(host, model, stream, frames=2 * PER_CHUNK)
+    assert torch.equal(torch.cat([first, rest]), whole) and after.frames_generated == 4 * PER_CHUNK
+
+
+def test_continuing_refuses_start_images_and_starting_needs_them(host, model):
+    _, stream, _ = start(host, model)
+    with pytest.raises(ValueError, match="only used to start"):
+        cont(host, model, stream, reference=img(1))
+    with pytest.raises(ValueError, match="connect 'reference' and 'garment'"):
+        run(host.gen.StreamGenerate, model=model, reference=img(1), prompt="", frames=6, seed=0)
+    no_student = host.E.embedded.EmbeddedModel(model.codec, model.text, tryoff=model.tryoff)
+    with pytest.raises(ValueError, match="no causal student"):
+        start(host, no_student)
+
+
+def test_a_garment_of_another_size_is_fitted_to_the_reference(host, model):
+    frames, stream, _ = start(host, model, garment=img(2, h=2 * SIZE, w=SIZE))
+    assert frames.shape[1:] == (SIZE, SIZE, 3) and stream.session.garment_latents["full"].shape[-2:] == (4, 4)
+
+
+def test_a_schedule_switches_exactly_like_swap_garment_at_that_frame(host, model):
+    new = img(8)
+    plain, _, _ = start(host, model, frames=4 * PER_CHUNK)
+    scheduled, s_stream, _ = start(host, model, frames=4 * PER_CHUNK, schedule_garments=new,
+                                   switch_frames=str(2 * PER_CHUNK))
+    first, stream, _ = start(host, model, frames=2 * PER_CHUNK)
+    (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=new, slot="full",
+                     policy="full (refresh + withdraw + disentangle)")
+    rest, _, _ = cont(host, model, swapped, frames=2 * PER_CHUNK)
+    assert torch.equal(scheduled[:2 * PER_CHUNK], plain[:2 * PER_CHUNK])  # before the switch: unchanged
+    assert not torch.allclose(scheduled[2 * PER_CHUNK:], plain[2 * PER_CHUNK:], atol=1e-3)
+    assert torch.equal(scheduled, torch.cat([first, rest]))
+    assert s_stream.session.pending_switches == ()
+    # frames count from the start of this node's output when continuing; a late switch stays pending
+    _, pending, _ = cont(host, model, stream, frames=PER_CHUNK, schedule_garments=new, switch_frames="100")
+    assert [e.frame for e in pending.session.pending_switches] == [2 * PER_CHUNK + 100]
+
+
+def test_schedule_inputs_are_checked(host, model):
+    _, stream, _ = start(host, model)
+    with pytest.raises(ValueError, match="one frame per garment"):
+        cont(host, model, stream, schedule_garments=img(8, batch=2), switch_frames="6")
+    with pytest.raises(ValueError, match="no 'schedule_garments'"):
+        cont(host, model, stream, switch_frames="6")
+    with pytest.raises(ValueError, match="not in this stream"):
+        cont(host, model, stream, schedule_garments=img(8), switch_frames="6", switch_slots="upper")
+
+
+def test_upper_and_lower_garments_make_a_two_slot_stream(host, model):
+    _, stream, _ = start(host, model, garment_lower=img(9))
+    assert stream.slots == ("upper", "lower")
+    (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=img(10), slot="lower",
+                     policy="refresh only")
+    assert [(e.slot, e.policy) for e in swapped.session.pending_switches] == [
+        ("lower", host.E.rescheduling.SwitchPolicy.refresh_only())]
+    with pytest.raises(ValueError, match="not in this stream"):
+        run(host.swap.SwapGarment, stream=stream, garment=img(10), slot="full",
+            policy="full (refresh + withdraw + disentangle)")
+    with pytest.raises(ValueError, match="say which slot"):
+        cont(host, model, stream, schedule_garments=img(8), switch_frames="6")
+    with pytest.raises(ValueError, match="one image"):
+        run(host.swap.SwapGarment, stream=stream, garment=img(10, batch=2), slot="lower",
+            policy="refresh only")
+
+
+# ----------------------------------------------------------------------------------- branching
+def test_one_stream_branches_into_independent_outfits(host, model):
+    _, parent, _ = start(host, model)
+    before = state(parent)
+    swap = host.swap.SwapGarment
+    (a,) = run(swap, stream=parent, garment=img(11), slot="full", policy="full (refresh + withdraw + disentangle)")
+    (b,) = run(swap, stream=parent, garment=img(12), slot="full", policy="full (refresh + withdraw + disentangle)")
+    assert same(state(parent), before) and parent.session.pending_switches == ()
+    a_before = state(a)
+    fa, a_next, _ = cont(host, model, a)
+    fb, _, _ = cont(host, model, b)
+    fp, _, _ = cont(host, model, parent)
+    assert not torch.allclose(fa, fb, atol=1e-3) and not torch.allclose(fa, fp, atol=1e-3)
+    assert same(state(a), a_before) and same(state(parent), before)
+    fa2, _, _ = cont(host, model, a)
+    assert torch.equal(fa, fa2) and a_next.session.pending_switches == ()
+
+
+def test_kv_refresh_schedules_the_operations_on_a_new_stream(host, model):
+    _, parent, _ = start(host, model)
+    before = state(parent)
+    kv = host.kv.KVRefresh
+    (noop,) = run(kv, stream=parent, refresh="none", withdraw=False, keep_last=0, keep_sink=False, disentangle=False)
+    (full,) = run(kv, stream=parent, refresh="all", withdraw=True, keep_last=0, keep_sink=False, disentangle=True)
+    (custom,) = run(kv, stream=parent, refresh="full", withdraw=True, keep_last=3, keep_sink=True, disentangle=False)
+    assert same(state(parent), before)
+    policy = host.E.rescheduling.SwitchPolicy
+    assert [(e.slot, e.garment, e.policy) for e in custom.session.pending_switches] == [
+        ("full", None, policy(refresh=True, withdraw=True, keep_last=3, keep_sink=True, disentangle=False))]
+    plain, _, _ = cont(host, model, parent)
+    assert torch.equal(cont(host, model, noop)[0], plain)  # nothing asked: exactly the plain continuation
+    assert not torch.allclose(cont(host, model, full)[0], plain, atol=1e-3)
+    with pytest.raises(ValueError, match="not in this stream"):
+        run(kv, stream=parent, refresh="upper", withdraw=True, keep_last=0, keep_sink=False, disentangle=True)
+
+
+# ----------------------------------------------------------------------------------- progress and cancel
+def test_progress_ticks_every_denoising_step_with_a_preview_of_the_chunk(host, model):
+    calls = []
+    host.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: calls.append((v, t, p)))
+    host.cli.args.preview_method = host.cli.LatentPreviewMethod.Auto
+    try:
+        start(host, model, frames=2 * PER_CHUNK)
+        host.cli.args.preview_method = host.cli.LatentPreviewMethod.NoPreviews
+        start(host, model, frames=PER_CHUNK)
+    finally:
+        host.utils.set_progress_bar_global_hook(None)
+        host.cli.args.preview_method = host.cli.LatentPreviewMethod.NoPreviews
+    steps = len(model.stream_config.steps)
+    with_preview, without = calls[:2 * steps + 1], calls[2 * steps + 1:]
+    assert [v for v, _, _ in with_preview] == [*range(1, 2 * steps + 1), 2 * steps]
+    assert {t for _, t, _ in with_preview} == {2 * steps}
+    for _, _, preview in with_preview[:-1]:
+        fmt, image, size = preview
+        assert fmt == "JPEG" and image.size == (SIZE, SIZE) and image.mode == "RGB" and size == 512
+    assert [v for v, _, _ in without] == [*range(1, steps + 1), steps] and all(p is None for _, _, p in without)
+
+
+@pytest.mark.parametrize("cancel_after", [1, 6])
+def test_an_interrupt_mid_generation_leaves_the_input_stream_intact(host, model, cancel_after):
+    _, parent, _ = start(host, model)
+    (swapped,) = run(host.swap.SwapGarment, stream=parent, garment=img(13), slot="full",
+                     policy="full (refresh + withdraw + disentangle)")
+    reference, _, _ = cont(host, model, swapped)
+    before = state(swapped)
+    ticks = []
+
+    def hook(value, total, preview, node_id=None):  # the user presses "Cancel" during step `cancel_after`
+        ticks.append(value)
+        if len(ticks) == cancel_after:
+            host.mm.interrupt_current_processing(True)
+
+    host.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(host.mm.InterruptProcessingException):
+            cont(host, model, swapped)
+    finally:
+        host.utils.set_progress_bar_global_hook(None)
+        host.mm.interrupt_current_processing(False)
+    assert len(ticks) == cancel_after  # stopped at the next check, not at the end
+    assert same(state(swapped), before) and len(swapped.session.pending_switches) == 1
+    again, _, _ = cont(host, model, swapped)
+    assert torch.equal(again, reference)
+
+
+# ----------------------------------------------------------------------------------- try-off
+def test_try_off_gives_flat_garments_ready_for_a_swap(host, model):
+    person = img(14, batch=2)
+    before = person.clone()
+    args = dict(model=model, person=person, slot="upper", seed=1, steps=3)
+    (garments,) = run(host.tryoff.TryOff, **args)
+    assert garments.shape == (2, SIZE, SIZE, 3) and 0 <= garments.min() and garments.max() <= 1
+    assert torch.equal(run(host.tryoff.TryOff, **args)[0], garments) and torch.equal(person, before)
+    assert not torch.equal(run(host.tryoff.TryOff, **{**args, "seed": 2})[0], garments)
+    _, stream, _ = start(host, model)
+    (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=garments[:1], slot="full",
+                     policy="full (refresh + withdraw + disentangle)")
+    assert swapped.session.pending_switches[0].slot == "full"
+    with pytest.raises(ValueError, match="multiples of 8"):
+        run(host.tryoff.TryOff, **{**args, "person": img(14, h=12)})
+    no_tryoff = host.E.embedded.EmbeddedModel(model.codec, model.text, student=model.student)
+    with pytest.raises(ValueError, match="no try-off DiT"):
+        run(host.tryoff.TryOff, **{**args, "model": no_tryoff})
