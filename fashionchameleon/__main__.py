@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from .train.cli import add_parser as add_train
 
     add_train(sub)
+    from .metrics.cli import add_parser as add_eval
+
+    add_eval(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -5,7 +5,7 @@ import torch
 
 from .descriptors import describe, descriptor_distance, foreground_mask
 
-__all__ = ["retrieve", "window_descriptor", "retrieval_hit"]
+__all__ = ["retrieve", "window_descriptor", "retrieval_hit", "retrieval_decision"]
 
 
 def retrieve(query: torch.Tensor, candidates: torch.Tensor) -> int:
@@ -27,3 +27,19 @@ def retrieval_hit(generated: torch.Tensor, candidates: list[torch.Tensor], backg
     query = window_descriptor(generated, background, region)
     pool = torch.stack([window_descriptor(c, background, region) for c in candidates])
     return retrieve(query, pool) == target
+
+
+def retrieval_decision(query: torch.Tensor, candidates: torch.Tensor, target: int) -> dict:
+    """Strict retrieval of `target` among candidate descriptors `[K, D]`, with its margin.
+
+    A hit needs the target strictly nearer than every other candidate (a tie, or a query with
+    non-finite values, is a miss). Returns {"hit", "nearest", "margin"}: margin is the nearest
+    other candidate's distance minus the target's (positive for a hit).
+    """
+    d = descriptor_distance(query[None].float(), candidates.float())
+    if not bool(torch.isfinite(d).all()):
+        return {"hit": False, "nearest": -1, "margin": float("nan")}
+    others = torch.cat([d[:target], d[target + 1:]])
+    best_other = float(others.min()) if len(others) else float("inf")
+    return {"hit": bool(float(d[target]) < best_other), "nearest": int(d.argmin()),
+            "margin": best_other - float(d[target])}

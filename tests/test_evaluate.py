@@ -1,0 +1,183 @@
+"""The evaluation: the oracle reaches the ceiling, broken generators fail where they should, reports and CLI work."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fashionchameleon.embedded import EmbeddedModel
+from fashionchameleon.media import save_png
+from fashionchameleon.metrics.evaluate import (BARS, EvalConfig, build_cases, garment_retrieval, guess_kind,
+                                               load_garments, run_eval, switch_metrics, tryoff_retrieval)
+from fashionchameleon.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
+                                                 Switch, TeacherGenerator, plan_of, render_frames)
+from fashionchameleon.metrics.report import markdown_table, read_json, write_report
+from fashionchameleon.synthetic import (TEXTURE_FAMILIES, WorldConfig, flat_lay, make_sample, outfit_flat_lay,
+                                        sample_garment)
+
+# 64 px, 24-frame clips in chunks of 6: switch at frame 12, windows [12, 18) and [18, 24)
+CFG = EvalConfig(samples=4, size=64, frames=24, chunk=6, long_frames=48, long_window=12, long_splits=2,
+                 long_samples=1, teacher_samples=1, teacher_steps=2, tryoff_steps=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The metrics are many small tensor ops: one thread is as fast, and much faster on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return build_cases(CFG)  # shared: candidate renders and descriptors are cached in the cases
+
+
+class FrozenGenerator:
+    """Repeats the first reference view: no motion, never the asked garment."""
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        return sample.references[0][None].repeat(frames, 1, 1, 1)
+
+
+class ReferenceOutfitGenerator(OracleGenerator):
+    """The world's render in the reference's outfit (copies the reference instead of the garment)."""
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        plan, world = plan_of(sample)
+        return render_frames(plan, world, 0, frames, garments=plan.reference_garments)
+
+
+class IgnoresSwitchGenerator(OracleGenerator):
+    def generate(self, sample, frames, switches=(), seed=0):
+        return super().generate(sample, frames, [], seed)
+
+
+class ReferenceTryOff:
+    """Returns the flat-lay of a garment the person is not wearing in the frame (the reference's)."""
+
+    def extract(self, sample, frame, slot, seed=0):
+        g = sample.plan.reference_garments
+        img = outfit_flat_lay(g["upper"], g["lower"], CFG.size) if slot == "full" else flat_lay(g[slot], CFG.size)
+        return img * 2 - 1
+
+
+def test_oracle_reaches_the_ceiling(cases):
+    result = run_eval(None, CFG, oracle=True, cases=cases)
+    (row,) = result["rows"]
+    m = row["metrics"]
+    assert row["name"] == "oracle"
+    assert m["garment"] >= 0.95 and m["identity"] >= 0.9
+    assert m["switch_first"] == 1.0 and m["switch_later"] == 1.0 and m["stuck_first"] == 0.0
+    assert m["continuity"] >= 0.9 and abs(m["amplitude"] - 1.0) < 0.05
+    assert m["drift_early"] == 1.0 and m["drift_late"] == 1.0 and m["tryoff"] == 1.0
+    assert all(row["passed"].values()) and set(row["passed"]) == set(BARS)
+    json.dumps(result, allow_nan=False)  # strict JSON
+
+
+def test_switch_slots_follow_the_sample_layout(cases):
+    for case in cases:
+        layout = case.switch_sample.meta["slots"]
+        assert (case.switch.slot == "full") == (layout == "full")
+        assert case.switch.slot in case.switch_sample.garments and case.switch.frame == CFG.switch_frame
+        assert case.switch_target != case.switch_old and len(case.switch_outfits) == CFG.candidates
+
+
+def test_frozen_figure_fails_motion_and_switch(cases):
+    r = switch_metrics(FrozenGenerator(), cases, CFG)
+    assert r["amplitude"] < 0.2
+    assert r["switch_first"] == 0.0 and r["switch_later"] == 0.0
+
+
+def test_wrong_garment_is_not_retrieved(cases):
+    assert garment_retrieval(ReferenceOutfitGenerator(), cases, CFG)["garment"] <= 0.2
+    r = switch_metrics(IgnoresSwitchGenerator(), cases, CFG)
+    assert r["switch_first"] == 0.0 and r["switch_later"] == 0.0 and r["stuck_later"] == 1.0
+    assert r["continuity"] >= 0.9  # a smooth clip, just the wrong clothes
+
+
+def test_tryoff_metric(cases):
+    assert tryoff_retrieval(OracleTryOff(), cases, CFG)["tryoff"] == 1.0
+    assert tryoff_retrieval(ReferenceTryOff(), cases, CFG)["tryoff"] <= 0.25
+
+
+def test_report_table_and_json_round_trip(cases, tmp_path):
+    result = run_eval({"oracle": OracleGenerator(), "frozen": FrozenGenerator()},
+                      dataclasses.replace(CFG, sections=("garment", "switch")), cases=cases)
+    table = markdown_table(result)
+    lines = table.splitlines()
+    assert lines[0].startswith("| row |") and "garment ≥0.90" in lines[0] and "switch 1st chunk ≥0.80" in lines[0]
+    assert "motion ampl. ≥0.50" in lines[0] and "identity" not in lines[0]  # only measured columns
+    assert len(lines) == 2 + 2 and lines[2].startswith("| oracle |") and lines[3].startswith("| frozen |")
+    assert "1.00 ✓" in lines[2] and "✗" in lines[3]
+    json_path, md_path = write_report(result, tmp_path / "out")
+    assert read_json(json_path) == json.loads(json.dumps(result))
+    assert table in md_path.read_text()
+
+
+@pytest.fixture
+def micro_embedded(micro_model, micro_codec, micro_text):
+    return EmbeddedModel(micro_codec, micro_text, student=micro_model, teacher=micro_model, tryoff=micro_model)
+
+
+def test_model_adapters_return_clips_of_the_asked_length(micro_embedded):
+    for slots in ("full", "upper_lower"):
+        sample = make_sample(2_000_000, WorldConfig(size=64, frames=12, slots=slots))
+        slot = next(iter(sample.garments))
+        switch = Switch(6, slot, -sample.garments[slot])
+        student = StudentGenerator(micro_embedded)
+        assert student.chunk_frames == 6
+        clip = student.generate(sample, 10, [switch], seed=1)
+        assert clip.shape == (10, 3, 64, 64) and clip.abs().max() <= 1.0
+        assert student.generate(sample, 10, [(6, slot, sample.garments[slot])]).shape == (10, 3, 64, 64)
+        teacher = TeacherGenerator(micro_embedded, steps=2)
+        assert teacher.generate(sample, 9, [], seed=1).shape == (9, 3, 64, 64)  # 9 -> 10 frames, trimmed
+        with pytest.raises(ValueError):
+            teacher.generate(sample, 10, [switch])
+        assert ModelTryOff(micro_embedded, steps=2).extract(sample, 3, slot).shape == (3, 64, 64)
+
+
+def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):
+    cfg = EvalConfig(samples=1, size=64, frames=24, chunk=6, candidates=3, long_frames=24, long_window=6,
+                     long_splits=2, long_samples=1, teacher_samples=1, teacher_steps=2, tryoff_steps=2)
+    result = run_eval(micro_embedded, cfg, oracle=True)
+    names = [r["name"] for r in result["rows"]]
+    assert names == ["oracle", "student", "teacher", "ablation: refresh only", "ablation: refresh + withdraw",
+                     "ablation: full (+ disentangle)"]
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows["student"]["metrics"]) >= {"garment", "identity", "switch_first", "drift_late", "tryoff"}
+    assert set(rows["teacher"]["metrics"]) == {"garment", "identity"}
+    assert rows["ablation: full (+ disentangle)"]["metrics"]["switch_first"] == \
+        rows["student"]["metrics"]["switch_first"]
+    assert "teacher_vs_student" in result["comparisons"]
+    assert result["config"]["chunk"] == 6
+
+
+def test_eval_cli_on_a_folder_of_flat_lays(tmp_path, capsys):
+    from fashionchameleon.__main__ import main
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "garments"
+    kinds = ("upper", "lower", "upper")
+    for i, kind in enumerate(kinds):
+        save_png(folder / f"g{i}.png", flat_lay(sample_garment(rng, kind, TEXTURE_FAMILIES), 96) * 2 - 1)
+    loaded = load_garments(folder)
+    assert [g.kind for _, g in loaded] == list(kinds) and [n for n, _ in loaded] == ["g0.png", "g1.png", "g2.png"]
+    assert guess_kind(flat_lay(sample_garment(rng, "lower", TEXTURE_FAMILIES), 64)) == "lower"
+
+    assert main(["eval", "--weights", str(tmp_path / "none"), "--garments", str(folder)]) == 1  # nothing to run
+    out = tmp_path / "eval"
+    code = main(["eval", "--weights", str(tmp_path / "none"), "--garments", str(folder), "--oracle", "--samples", "3",
+                 "--size", "64", "--sections", "garment", "switch", "tryoff", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "No trained weights" in printed and "| oracle |" in printed
+    result = read_json(out / "eval.json")
+    assert result["mode"] == "garments" and result["garments"] == ["g0.png", "g1.png", "g2.png"]
+    m = result["rows"][0]["metrics"]
+    assert m["garment"] == 1.0 and m["switch_first"] == 1.0 and m["switch_later"] == 1.0 and m["tryoff"] == 1.0
+    assert (out / "eval.md").read_text().startswith("# FashionChameleon evaluation")
