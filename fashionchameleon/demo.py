@@ -19,9 +19,9 @@ import torch
 
 from .embedded import WEIGHTS_DIR, EmbeddedModel, load_embedded
 from .media import load_image, save_contact_sheet, save_video
-from .metrics.descriptors import foreground_mask
+from .metrics.descriptors import foreground_mask, robust_describe
 from .metrics.motion import motion_amplitude, switch_continuity
-from .metrics.retrieval import retrieve, window_descriptor
+from .metrics.retrieval import retrieve
 
 __all__ = ["DemoConfig", "run_demo", "SAMPLES_DIR"]
 
@@ -71,8 +71,8 @@ def _chunk_metrics(video: torch.Tensor, starts: list[int], switch_frames: tuple[
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else video.shape[0]
         window = slice(start, end)
-        query = window_descriptor(video[window], plate)
-        pool = torch.stack([window_descriptor(t[window], plate) for t in truth])
+        query = robust_describe(video[window], plate)  # the evaluation's blur-tolerant descriptor
+        pool = torch.stack([robust_describe(t[window], plate) for t in truth])
         got, want = retrieve(query, pool), segment(start)
         rows.append({"chunk": i, "first_frame": start, "expected_outfit": want + 1, "retrieved_outfit": got + 1})
         if i > 0:  # the first chunk continues from the reference photo
