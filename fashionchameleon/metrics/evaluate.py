@@ -430,30 +430,31 @@ def _pool(case: EvalCase, key: str, start: int, stop: int, cfg: EvalConfig, regi
     return case.memo((key, start, stop, cfg.stride, cfg.analysis_scale, cfg.mask_open, cfg.bands), make)
 
 
-def garment_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
-                      clips: Sequence[Tensor] | None = None) -> dict:
-    """Garment retrieval on frames [chunk, frames) of each try-on clip: {"garment", "details"}."""
+def _retrieval(metric: str, generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
+               clips: Sequence[Tensor] | None, region=None) -> dict:
+    """Retrieval of each case's true candidate on frames [chunk, frames) of its try-on clip."""
     clips = plain_clips(generator, cases, cfg) if clips is None else clips
     a, b = cfg.chunk, cfg.frames
     details = []
     for case, clip in zip(cases, clips):
-        query = _describe(clip[a:b], case.sample.background, cfg)
-        decision = retrieval_decision(query, _pool(case, "garment", a, b, cfg), case.target)
-        details.append({"seed": case.seed, "label": case.label, "target": case.target, **decision})
-    return {**summarise("garment", details), "details": details}
+        target = case.target if metric == "garment" else case.person_target
+        query = _describe(clip[a:b], case.sample.background, cfg, region)
+        decision = retrieval_decision(query, _pool(case, metric, a, b, cfg, region), target)
+        extra = {"label": case.label} if metric == "garment" else {}
+        details.append({"seed": case.seed, **extra, "target": target, **decision})
+    return {**summarise(metric, details), "details": details}
+
+
+def garment_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
+                      clips: Sequence[Tensor] | None = None) -> dict:
+    """Garment retrieval on frames [chunk, frames) of each try-on clip: {"garment", "details"}."""
+    return _retrieval("garment", generator, cases, cfg, clips)
 
 
 def identity_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
                        clips: Sequence[Tensor] | None = None) -> dict:
     """Identity retrieval (head region) on frames [chunk, frames): {"identity", "details"}."""
-    clips = plain_clips(generator, cases, cfg) if clips is None else clips
-    a, b = cfg.chunk, cfg.frames
-    details = []
-    for case, clip in zip(cases, clips):
-        query = _describe(clip[a:b], case.sample.background, cfg, head_mask)
-        decision = retrieval_decision(query, _pool(case, "identity", a, b, cfg, head_mask), case.person_target)
-        details.append({"seed": case.seed, "target": case.person_target, **decision})
-    return {**summarise("identity", details), "details": details}
+    return _retrieval("identity", generator, cases, cfg, clips, head_mask)
 
 
 def _switch_truth(case: EvalCase, cfg: EvalConfig) -> dict:
