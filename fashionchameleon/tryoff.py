@@ -67,12 +67,16 @@ def generate_frame(model: WanDiT, clean: torch.Tensor, positions: list[int], noi
 
 
 def try_off(model: WanDiT, codec: LatentCodec, person: torch.Tensor, slot: str = "full", seed: int = 0,
-            num_steps: int = 30, shift: float = 5.0) -> torch.Tensor:
-    """A dressed person image `[B, 3, H, W]` in [-1, 1] -> the flat garment of `slot`, `[B, 3, H, W]`."""
+            num_steps: int = 30, shift: float = 5.0,
+            on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """A dressed person image `[B, 3, H, W]` in [-1, 1] -> the flat garment of `slot`, `[B, 3, H, W]`.
+
+    `on_step(step, x0)` runs after every denoising step (progress; raise from it to cancel).
+    """
     latent = codec.encode_image(person.to(model.device, torch.float32))  # [B, C, 1, h, w]
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(latent.shape, generator=g)
     out = generate_frame(model, latent, canvas_positions("tryoff", slot), noise, FlowMatchSchedule(shift=shift),
-                         num_steps)
+                         num_steps, on_step)
     video, _ = codec.decode(out)
     return video[:, :, -1].clamp(-1, 1)

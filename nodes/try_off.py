@@ -51,8 +51,12 @@ class TryOff(io.ComfyNode):
         if h % unit or w % unit:
             raise ValueError(f"{NODE}: the person image is {h}x{w}; width and height must be multiples of {unit} "
                              f"for this model (resize or crop it first)")
-        set_progress = host.simple_progress(1)
+        set_progress = host.simple_progress(int(steps))
         host.check_interrupt()
-        garment = try_off(model.tryoff, model.codec, images, slot, int(seed), int(steps))
-        set_progress(1)
+
+        def on_step(step: int, x0) -> None:  # progress, and cancel within one step
+            set_progress(step + 1)
+            host.check_interrupt()
+
+        garment = try_off(model.tryoff, model.codec, images, slot, int(seed), int(steps), on_step=on_step)
         return io.NodeOutput(engine_to_image(garment, host.output_device()))

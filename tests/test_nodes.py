@@ -484,3 +484,21 @@ def test_try_off_gives_flat_garments_ready_for_a_swap(host, model):
     no_tryoff = host.E.embedded.EmbeddedModel(model.codec, model.text, student=model.student)
     with pytest.raises(ValueError, match="no try-off DiT"):
         run(host.tryoff.TryOff, **{**args, "model": no_tryoff})
+
+
+def test_try_off_ticks_every_step_and_cancels_within_one(host, model):
+    ticks = []
+
+    def hook(value, total, preview, node_id=None):
+        ticks.append((value, total))
+        if len(ticks) == 2:
+            host.mm.interrupt_current_processing(True)
+
+    host.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(host.mm.InterruptProcessingException):
+            run(host.tryoff.TryOff, model=model, person=img(14), slot="upper", seed=1, steps=5)
+    finally:
+        host.utils.set_progress_bar_global_hook(None)
+        host.mm.interrupt_current_processing(False)
+    assert ticks == [(1, 5), (2, 5)]  # stopped right after the step during which cancel was pressed
