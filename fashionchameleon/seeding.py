@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mix_seed", "generator_for"]
+__all__ = ["MASK64", "mix_seed", "generator_for"]
 
-_MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1
 
 
 def mix_seed(seed: int, index: int) -> int:
     """SplitMix64 finaliser of (seed, index); accepts any int (negative or >= 2**63 included)."""
-    z = (int(seed) * 0x9E3779B97F4A7C15 + (int(index) + 1) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z = (int(seed) * 0x9E3779B97F4A7C15 + (int(index) + 1) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
     return (z ^ (z >> 31)) & ((1 << 63) - 1)
 
 

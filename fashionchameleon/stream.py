@@ -29,13 +29,12 @@ from .model import WanDiT
 from .rescheduling import SwitchPolicy, apply_switch
 from .sampler import StepInfo, condition_pass, denoise_chunk
 from .schedule import FlowMatchSchedule
-from .seeding import generator_for, mix_seed
+from .seeding import MASK64, generator_for, mix_seed
 from .text import PromptEncoder
 
 __all__ = ["StreamSession", "Chunk", "SwitchEvent", "Cancelled", "StreamInputError", "chunk_seed"]
 
 log = logging.getLogger(__name__)
-_MASK64 = (1 << 64) - 1
 
 
 class Cancelled(Exception):
@@ -95,7 +94,7 @@ class StreamSession:
                  garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
                  config: StreamConfig = StreamConfig()) -> None:
         self.model, self.codec, self.prompt_encoder, self.config = model, codec, prompt_encoder, config
-        self.seed = int(seed) & _MASK64
+        self.seed = int(seed) & MASK64
         self.schedule = FlowMatchSchedule(shift=config.shift)
         self.timesteps = self.schedule.warp(config.steps)
         self.image_size = self._check_images(references, garments)

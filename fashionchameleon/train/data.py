@@ -75,6 +75,11 @@ class ManifestSource:
         return [self.dataset[rows[mix_seed(self.cfg.seed, index0 + i) % len(rows)]] for i in range(count)]
 
 
+def _encode_images(codec: LatentCodec, images: list[torch.Tensor]) -> torch.Tensor:
+    """Images `[3, H, W]` -> standalone latents `[B, C, 1, h, w]`."""
+    return codec.encode_image(torch.stack(images)).float()
+
+
 def _frames_first(sample) -> torch.Tensor:
     return sample.video.transpose(0, 1)  # [T, 3, H, W] -> [3, T, H, W]
 
@@ -99,7 +104,7 @@ class ClipBatches:
         g = generator_for(mix_seed(self.cfg.seed, 3), step)
         views = 2 if bool(torch.rand((), generator=g) < self.cfg.two_view_prob) else 1
         names = tuple(samples[0].garments)
-        enc = lambda imgs: codec.encode_image(torch.stack(imgs)).float()  # noqa: E731 — [B, C, 1, h, w]
+        enc = lambda imgs: _encode_images(codec, imgs)  # noqa: E731
         video = codec.encode_video(torch.stack([_frames_first(s) for s in samples])).float()
         refs = torch.cat([enc([s.references[min(v, len(s.references) - 1)] for s in samples])
                           for v in range(views)], dim=2)
@@ -116,7 +121,7 @@ class ClipBatches:
         names = list(samples[0].garments)
         slot = names[int(torch.randint(0, len(names), (1,), generator=g))]
         frame = int(torch.randint(0, samples[0].video.shape[0], (1,), generator=g))
-        enc = lambda imgs: codec.encode_image(torch.stack(imgs)).float()  # noqa: E731
+        enc = lambda imgs: _encode_images(codec, imgs)  # noqa: E731
         return CanvasBatch(enc([s.video[frame] for s in samples]), enc([s.garments[slot] for s in samples]),
                            enc([s.references[0] for s in samples]), slot)
 

@@ -15,7 +15,8 @@ from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
 
-__all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_timesteps", "drop_prompts"]
+__all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_timesteps", "drop_prompts",
+           "init_weights", "build_text"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,20 @@ def drop_prompts(prompts: list[str], p: float, generator: torch.Generator) -> li
     return [t if k else "" for t, k in zip(prompts, keep.tolist())]
 
 
+def init_weights(model: WanDiT, path: str, stages: tuple[str, ...]) -> None:
+    """Load a DiT checkpoint of one of `stages` into `model` (nothing when `path` is empty)."""
+    if path:
+        load_dit_state(model, load_checkpoint(path, stages).tensors, path)
+
+
+def build_text(text_cfg: dict, init: str, device: torch.device) -> TinyPromptEncoder:
+    """The prompt encoder of a stage, from a checkpoint when `init` is given."""
+    text = TinyPromptEncoder(TinyTextConfig.from_json(text_cfg)).to(device)
+    if init:
+        text.load_state_dict(load_checkpoint(init, "text").tensors)
+    return text
+
+
 class DiTStage:
     """Base of the DiT stages: subclasses set `name`, `export_stage` and implement `loss`."""
 
@@ -62,13 +77,10 @@ class DiTStage:
         self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
         self.model_cfg = build_model_config(cfg)
         self.model = WanDiT(self.model_cfg).to(self.device)
-        self.text = TinyPromptEncoder(TinyTextConfig.from_json(cfg.text)).to(self.device)
+        self.text = build_text(cfg.text, cfg.init_text, self.device)
         if self.text.text_dim != self.model_cfg.text_dim:
             raise ValueError(f"prompt encoder text_dim {self.text.text_dim} != model text_dim {self.model_cfg.text_dim}")
-        if cfg.init_model:
-            load_dit_state(self.model, load_checkpoint(cfg.init_model, ("teacher", "student")).tensors, cfg.init_model)
-        if cfg.init_text:
-            self.text.load_state_dict(load_checkpoint(cfg.init_text, "text").tensors)
+        init_weights(self.model, cfg.init_model, ("teacher", "student"))
         self.schedule = FlowMatchSchedule(shift=cfg.shift)
         params = list(self.model.parameters()) + list(self.text.parameters())
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)

@@ -21,17 +21,16 @@ import torch
 import torch.nn.functional as F
 
 from ..cache import CacheAttention, CacheLayout, KVCache
-from ..checkpoint import load_checkpoint, load_dit_state, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..codec import LatentCodec
 from ..config import JsonConfig
 from ..model import TextKV, WanDiT
 from ..sampler import condition_pass
 from ..schedule import FlowMatchSchedule, shift_sigma
 from ..seeding import generator_for
-from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
-from .dit_stage import DiffusionStageConfig, build_model_config
+from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
 from .reward import ChunkReward, gr_weights
 
 __all__ = ["DMDStageConfig", "DMDStage"]
@@ -63,11 +62,6 @@ class DMDStageConfig(JsonConfig):
     seed: int = 0
 
 
-def _load_dit(model: WanDiT, path: str, stages: tuple[str, ...]) -> None:
-    if path:
-        load_dit_state(model, load_checkpoint(path, stages).tensors, path)
-
-
 class DMDStage:
     name = "dmd"
 
@@ -83,14 +77,11 @@ class DMDStage:
         self.model_cfg = model_cfg
         self.generator = WanDiT(model_cfg).to(self.device)
         self.teacher = WanDiT(model_cfg).to(self.device)
-        _load_dit(self.generator, cfg.init_generator, ("student", "teacher"))
-        _load_dit(self.teacher, cfg.init_teacher, ("teacher",))
+        init_weights(self.generator, cfg.init_generator, ("student", "teacher"))
+        init_weights(self.teacher, cfg.init_teacher, ("teacher",))
         self.critic = copy.deepcopy(self.teacher)
         self.teacher.requires_grad_(False).eval()
-        self.text = TinyPromptEncoder(TinyTextConfig.from_json(cfg.text)).to(self.device)
-        if cfg.init_text:
-            self.text.load_state_dict(load_checkpoint(cfg.init_text, "text").tensors)
-        self.text.requires_grad_(False).eval()
+        self.text = build_text(cfg.text, cfg.init_text, self.device).requires_grad_(False).eval()
         self.ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.schedule = FlowMatchSchedule(shift=cfg.shift)
         self.timesteps = self.schedule.warp(cfg.steps)
