@@ -1,7 +1,7 @@
 """The ComfyUI node layer: thin V3 node classes that validate, convert and call one engine function.
 
     extension.py        FashionChameleonExtension: the node list (V3 registration, nothing else)
-    load_model.py       Load FashionChameleon model         -> FC_MODEL
+    load_teacher.py     Load FashionChameleon model         -> FC_MODEL
     stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps
     swap_garment.py     FashionChameleon swap garment       -> FC_STREAM
     kv_refresh.py       FashionChameleon KV refresh         -> FC_STREAM

@@ -5,13 +5,13 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import folders
 from .kv_refresh import KVRefresh
-from .load_model import LoadModel
+from .load_teacher import LoadTeacher
 from .stream_generate import StreamGenerate
 from .swap_garment import SwapGarment
 from .try_off import TryOff
 from .types import log
 
-NODES: tuple[type[io.ComfyNode], ...] = (LoadModel, StreamGenerate, SwapGarment, KVRefresh, TryOff)
+NODES: tuple[type[io.ComfyNode], ...] = (LoadTeacher, StreamGenerate, SwapGarment, KVRefresh, TryOff)
 
 
 class FashionChameleonExtension(ComfyExtension):

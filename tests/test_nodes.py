@@ -21,7 +21,7 @@ from comfy_stubs import load_pack, pack_module_name, stub_modules
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 16  # micro codec 4x spatial x patch 2 -> 8 px unit; 2x temporal x 3-frame chunks -> 6 frames per chunk
 PER_CHUNK = 6
-NODE_IDS = {"FashionChameleonLoadModel", "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment",
+NODE_IDS = {"FashionChameleonLoadTeacher", "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment",
             "FashionChameleonKVRefresh", "FashionChameleonTryOff"}
 
 
@@ -43,7 +43,7 @@ def host(tmp_path_factory):
             pack=pack, models=models, mm=stubs["comfy.model_management"], utils=stubs["comfy.utils"],
             cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
             ext=mod("nodes.extension"), types=mod("nodes.types"), convert=mod("nodes.convert"),
-            folders=mod("nodes.folders"), load=mod("nodes.load_model"), gen=mod("nodes.stream_generate"),
+            folders=mod("nodes.folders"), load=mod("nodes.load_teacher"), gen=mod("nodes.stream_generate"),
             swap=mod("nodes.swap_garment"), kv=mod("nodes.kv_refresh"), tryoff=mod("nodes.try_off"),
             E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
                                  ("model", "config", "codec", "text", "embedded", "checkpoint", "rescheduling",
@@ -165,7 +165,7 @@ def test_stream_outputs_are_typed_and_widgets_have_sane_ranges(host):
     assert inputs["model"].io_type == "FC_MODEL" and inputs["stream"].io_type == "FC_STREAM"
     assert inputs["stream"].optional and inputs["schedule_garments"].optional and not inputs["model"].optional
     assert inputs["seed"].control_after_generate and inputs["seed"].max == 2 ** 64 - 1
-    assert host.load.LoadModel.define_schema().outputs[0].io_type == "FC_MODEL"
+    assert host.load.LoadTeacher.define_schema().outputs[0].io_type == "FC_MODEL"
     for node in (host.swap.SwapGarment, host.kv.KVRefresh):
         assert [o.io_type for o in node.define_schema().outputs] == ["FC_STREAM"]
 
@@ -196,7 +196,7 @@ def test_the_model_combo_lists_the_bundled_model_first_then_safetensors_files(ho
                 "diffusion_models/wan.safetensors", "diffusion_models/old.ckpt"):
         (host.models / rel).parent.mkdir(parents=True, exist_ok=True)
         (host.models / rel).write_bytes(b"")
-    options = host.load.LoadModel.define_schema().inputs[0].options
+    options = host.load.LoadTeacher.define_schema().inputs[0].options
     assert options[0] == "embedded (bundled)"
     for want in ("fashionchameleon/a.safetensors", "fashionchameleon/sub/b.safetensors",
                  "diffusion_models/wan.safetensors"):
@@ -218,18 +218,18 @@ def weights(host, tmp_path, monkeypatch):
     return SimpleNamespace(dir=tmp_path, cfg=cfg, student=student, save=save)
 
 
-def test_load_model_loads_the_embedded_model_on_the_comfy_device(host, weights):
-    (loaded,) = run(host.load.LoadModel, model="embedded (bundled)", dtype="auto", device="auto")
+def test_load_teacher_loads_the_embedded_model_on_the_comfy_device(host, weights):
+    (loaded,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="auto", device="auto")
     assert loaded.student is not None and loaded.teacher is None and loaded.tryoff is None
     assert loaded.student.dtype == torch.float32 and loaded.student.device.type == "cpu"
     assert all(torch.equal(a, b) for a, b in zip(loaded.student.state_dict().values(),
                                                   weights.student.state_dict().values()))
-    (half,) = run(host.load.LoadModel, model="embedded (bundled)", dtype="bf16", device="cpu")
+    (half,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="bf16", device="cpu")
     assert half.student.dtype == torch.bfloat16 and half.codec.latent_mean.dtype == torch.float32
 
 
-def test_load_model_is_fingerprinted_by_its_weight_files(host, weights):
-    fingerprint = host.load.LoadModel.fingerprint_inputs
+def test_load_teacher_is_fingerprinted_by_its_weight_files(host, weights):
+    fingerprint = host.load.LoadTeacher.fingerprint_inputs
     first = fingerprint(model="embedded (bundled)", dtype="auto", device="auto")
     assert fingerprint(model="embedded (bundled)", dtype="auto", device="auto") == first
     weights.save(weights.dir / "student.safetensors", _randomize(host.E.model.WanDiT(weights.cfg), 9).state_dict(),
@@ -238,18 +238,18 @@ def test_load_model_is_fingerprinted_by_its_weight_files(host, weights):
     assert fingerprint(model="fashionchameleon/absent.safetensors", dtype="auto", device="auto")
 
 
-def test_load_model_pairs_a_folder_checkpoint_with_the_embedded_codec(host, weights):
+def test_load_teacher_pairs_a_folder_checkpoint_with_the_embedded_codec(host, weights):
     E = host.E
     tryoff = _randomize(E.model.WanDiT(weights.cfg), 7)
     weights.save(host.models / "fashionchameleon" / "my_tryoff.safetensors", tryoff.state_dict(), "tryoff",
                  weights.cfg)
-    (loaded,) = run(host.load.LoadModel, model="fashionchameleon/my_tryoff.safetensors", dtype="fp32", device="cpu")
+    (loaded,) = run(host.load.LoadTeacher, model="fashionchameleon/my_tryoff.safetensors", dtype="fp32", device="cpu")
     assert loaded.tryoff is not None and loaded.student is None
     assert torch.equal(loaded.tryoff.head.head.weight, tryoff.head.head.weight)
 
 
-def test_load_model_errors_name_the_folders_and_the_stage_found(host, weights):
-    load = host.load.LoadModel
+def test_load_teacher_errors_name_the_folders_and_the_stage_found(host, weights):
+    load = host.load.LoadTeacher
     with pytest.raises(FileNotFoundError) as missing:
         run(load, model="fashionchameleon/nope.safetensors", dtype="auto", device="auto")
     assert "nope.safetensors" in str(missing.value) and str(host.models / "fashionchameleon") in str(missing.value)

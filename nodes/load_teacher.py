@@ -13,11 +13,11 @@ from .types import CATEGORY, FC_MODEL, log
 _DIT_STAGES = ("student", "teacher", "tryoff")
 
 
-class LoadModel(io.ComfyNode):
+class LoadTeacher(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="FashionChameleonLoadModel",
+            node_id="FashionChameleonLoadTeacher",
             display_name="Load FashionChameleon model",
             category=f"{CATEGORY}/loaders",
             description="Loads the FashionChameleon model: the small embedded model bundled with the pack "
