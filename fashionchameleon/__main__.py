@@ -1,4 +1,4 @@
-"""Command line: `python -m fashionchameleon {info,demo,train}`."""
+"""Command line: `python -m fashionchameleon {info,demo,train,eval,ship}`."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from .metrics.cli import add_parser as add_eval
 
     add_eval(sub)
+    from .ship import add_parser as add_ship
+
+    add_ship(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

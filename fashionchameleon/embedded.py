@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from .checkpoint import build_dit, load_checkpoint
-from .codec import TinyCodec, TinyCodecConfig
+from .codec import LatentCodec, TinyCodec, TinyCodecConfig
 from .config import StreamConfig
 from .model import WanDiT
 from .stream import StreamSession
-from .text import TinyPromptEncoder, TinyTextConfig
+from .text import PromptEncoder, TinyPromptEncoder, TinyTextConfig
 
 __all__ = ["WEIGHTS_DIR", "PARTS", "EmbeddedModel", "load_embedded", "load_codec", "load_text"]
 
@@ -49,19 +49,29 @@ class EmbeddedModel:
     stream_config: StreamConfig = field(default_factory=StreamConfig)
 
     def session(self, references: torch.Tensor, garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
-                config: StreamConfig | None = None, model: WanDiT | None = None) -> StreamSession:
-        """A stream of the causal student (or `model`, e.g. the forcing checkpoint) from images in [-1, 1]."""
+                config: StreamConfig | None = None, model: WanDiT | None = None, codec: LatentCodec | None = None,
+                prompt_encoder: PromptEncoder | None = None) -> StreamSession:
+        """A stream of the causal student (or `model`, e.g. the forcing checkpoint) from images in [-1, 1].
+
+        `codec` / `prompt_encoder` replace the embedded ones (e.g. adapters for a real VAE and text
+        encoder, which a real-scale DiT needs).
+        """
         dit = model or self.student
         if dit is None:
             raise FileNotFoundError("the embedded student is not in the weights folder; train it "
                                     "(python -m fashionchameleon train dmd) or copy student.safetensors there")
-        return StreamSession(dit, self.codec, self.text, references, garments, prompt, seed,
-                             config or self.stream_config)
+        return StreamSession(dit, codec or self.codec, prompt_encoder or self.text, references, garments, prompt,
+                             seed, config or self.stream_config)
 
 
 def load_embedded(weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu",
                   dtype: torch.dtype | None = None, parts: tuple[str, ...] = tuple(PARTS)) -> EmbeddedModel:
-    """Load the parts that exist (codec and text are required); DiTs in `dtype` (default: as stored)."""
+    """Load the parts that exist (codec and text are required); DiTs in `dtype` (default fp32).
+
+    The shipped DiTs are stored in fp16 (see `fashionchameleon.ship`); fp32 is the default compute
+    dtype because it is the fastest on CPUs without native bf16/fp16 matmuls.
+    """
+    dtype = torch.float32 if dtype is None else dtype
     root = Path(weights_dir)
     missing = [PARTS[p] for p in ("codec", "text") if not (root / PARTS[p]).exists()]
     if missing:

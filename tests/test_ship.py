@@ -1,0 +1,51 @@
+"""Shipping a trained part into weights/: fp16 on disk, fp32 compute, provenance in the metadata."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fashionchameleon.__main__ import main as cli
+from fashionchameleon.checkpoint import CheckpointError, build_dit, load_checkpoint, save_checkpoint
+from fashionchameleon.ship import ship
+
+from conftest import MICRO
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, MICRO.in_dim, 2, 4, 4, generator=g)
+    return x, torch.full((1, 2), 500.0), torch.randn(1, MICRO.text_len, MICRO.text_dim, generator=g)
+
+
+def test_shipped_fp16_file_is_half_the_size_and_computes_like_the_original(tmp_path, micro_model):
+    src = save_checkpoint(tmp_path / "teacher.safetensors", micro_model.state_dict(), "teacher", MICRO,
+                          {"command": "train teacher"})
+    dst = ship(src, tmp_path / "weights" / "teacher.safetensors", torch.float16, note="seed 2")
+    shipped = load_checkpoint(dst, "teacher")
+    assert all(t.dtype == torch.float16 for t in shipped.tensors.values())
+    assert shipped.config == load_checkpoint(src).config
+    assert shipped.metadata["shipped_from"] == "teacher.safetensors" and shipped.metadata["note"] == "seed 2"
+    assert shipped.metadata["command"] == "train teacher"  # the training file's own metadata is kept
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    half = build_dit(dst, "teacher", dtype=torch.float32)
+    x, t, ctx = _inputs()
+    with torch.no_grad():
+        ref, got = micro_model(x, t, ctx, [0, 1]), half(x, t, ctx, [0, 1])
+    err = (got - ref).abs().max() / ref.abs().max()
+    assert 0 < err < 5e-3  # rounding only; zero would mean nothing was cast
+
+
+def test_a_weight_that_overflows_fp16_is_refused(tmp_path, micro_model):
+    sd = micro_model.state_dict()
+    sd["head.head.weight"] = sd["head.head.weight"] * 0 + 1e6
+    src = save_checkpoint(tmp_path / "big.safetensors", sd, "student", MICRO)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        ship(src, tmp_path / "out.safetensors", torch.float16)
+    assert ship(src, tmp_path / "out.safetensors", torch.bfloat16).exists()
+
+
+def test_ship_command(tmp_path, micro_model, capsys):
+    src = save_checkpoint(tmp_path / "student.safetensors", micro_model.state_dict(), "student", MICRO)
+    assert cli(["ship", str(src), str(tmp_path / "w" / "student.safetensors")]) == 0
+    assert "MiB (fp16)" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "w" / "student.safetensors", "student").stage == "student"
