@@ -171,11 +171,13 @@ class StreamSession:
         return self._f.references
 
     def snapshot(self) -> "StreamSession":
-        """An independent copy for branching: its cache and fields share nothing mutable with this one."""
+        """An independent copy for branching: its cache and fields share nothing mutable with this one
+        (the decoder state is shared, as codecs never change a state)."""
         other = copy.copy(self)
         other.cache = self.cache.clone()
-        other._f = replace(self._f, pending=list(self._f.pending), garments=dict(self._f.garments),
-                           decoder_state=copy.deepcopy(self._f.decoder_state))
+        # the decoder state is shared: codecs treat states as immutable (codec.py), and a real VAE's
+        # causal cache is too large to copy per branch
+        other._f = replace(self._f, pending=list(self._f.pending), garments=dict(self._f.garments))
         return other
 
     # ------------------------------------------------------------------ switches

@@ -9,6 +9,7 @@
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
     folders.py          model folders; parse.py: the text widgets
+    bridge.py           ComfyUI VAE / CONDITIONING -> the engine's codec / prompt encoder (real-scale DiTs)
 
 This is the only code that imports ComfyUI; the engine (`fashionchameleon/`) never does.
 """

@@ -23,13 +23,16 @@ class LoadTeacher(io.ComfyNode):
             description="Loads the FashionChameleon model: the small embedded model bundled with the pack "
                         "(codec, prompt encoder, causal student, teacher, try-off), or a DiT checkpoint from "
                         "models/fashionchameleon or models/diffusion_models, paired with the embedded codec and "
-                        "prompt encoder. The device and dtype are chosen when the node runs.",
+                        "prompt encoder. A real-scale Wan-layout DiT (e.g. Wan2.2-TI2V-5B size) streams with a "
+                        "ComfyUI VAE and CONDITIONING connected to 'FashionChameleon stream generate'. The device "
+                        "and dtype are chosen when the node runs.",
             inputs=[
                 io.Combo.Input("model", options=folders.model_choices(), default=folders.EMBEDDED,
                                tooltip="'embedded (bundled)' is the pack's own model (weights/ in the pack). Other "
                                        "entries are .safetensors files in models/fashionchameleon or "
                                        "models/diffusion_models: a student, teacher or try-off DiT trained by this "
-                                       "pack, or a Wan-layout DiT of the same size."),
+                                       "pack, or a Wan-layout DiT of any size (a real-scale one needs a VAE and "
+                                       "CONDITIONING connected to the stream node)."),
                 io.Combo.Input("dtype", options=list(host.DTYPES), default="auto",
                                tooltip="Precision of the DiT weights. 'auto' lets ComfyUI choose for the device "
                                        "(bf16 where supported, else fp32). The codec and prompt encoder stay fp32."),
@@ -85,11 +88,10 @@ def _load_file(path: Path, device, dtype):
     dit = build_dit(path, expect_stage=_DIT_STAGES, dtype=dtype, device=device).requires_grad_(False)
     cfg = dit.cfg
     if cfg.in_dim != base.codec.latent_channels or cfg.text_dim != base.text.text_dim:
-        raise CheckpointError(
-            f"{path} ({stage}): this DiT expects {cfg.in_dim}-channel latents and {cfg.text_dim}-wide text features, "
-            f"but the embedded codec gives {base.codec.latent_channels} channels and the embedded prompt encoder "
-            f"{base.text.text_dim} features. Real-scale (Wan) checkpoints need ComfyUI's VAE and text encoder, "
-            f"which this version of the pack does not connect yet.")
+        log.info("%s (%s) takes %d-channel latents and %d-wide text features, not the embedded codec's %d and "
+                 "prompt encoder's %d: connect a VAE and a CONDITIONING to 'FashionChameleon stream generate' "
+                 "(its 'vae' and 'conditioning' inputs)", path, stage, cfg.in_dim, cfg.text_dim,
+                 base.codec.latent_channels, base.text.text_dim)
     role = "student" if stage == "unknown" else stage
     setattr(base, role, dit)
     return base

@@ -5,7 +5,7 @@ import torch
 
 from comfy_api.latest import io
 
-from . import host
+from . import bridge, host
 from .convert import fit_garment, image_to_engine, single_image, video_to_image
 from .parse import check_slot_names, parse_frames, parse_slots
 from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream, require_model, require_stream
@@ -67,6 +67,17 @@ class StreamGenerate(io.ComfyNode):
                                 tooltip="Which slot each scheduled garment replaces: 'full', 'upper' or 'lower'; "
                                         "one name for all, or one per garment (e.g. 'upper, lower'). Empty means "
                                         "the stream's only slot."),
+                io.Vae.Input("vae", optional=True,
+                             tooltip="A ComfyUI video VAE, for a real-scale (Wan-layout) DiT from "
+                                     "models/diffusion_models: the Wan 2.2 VAE (wan2.2_vae.safetensors, 'Load VAE') "
+                                     "for a 48-channel Wan2.2-TI2V-5B-size DiT, the Wan 2.1 VAE for a 16-channel "
+                                     "one. Leave it unconnected for the embedded model, which has its own codec. "
+                                     "Only used to start a stream."),
+                io.Conditioning.Input("conditioning", optional=True,
+                                      tooltip="The motion prompt as CONDITIONING, for a real-scale DiT: 'CLIP Text "
+                                              "Encode' with the DiT's text encoder (umT5-XXL: 'Load CLIP', type "
+                                              "'wan'). When connected, the 'prompt' text is not used. Leave it "
+                                              "unconnected for the embedded model. Only used to start a stream."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames",
@@ -95,18 +106,19 @@ class StreamGenerate(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, prompt: str, frames: int, seed: int, reference=None, garment=None, garment_lower=None,
-                stream=None, schedule_garments=None, switch_frames: str = "",
-                switch_slots: str = "") -> io.NodeOutput:
+                stream=None, schedule_garments=None, switch_frames: str = "", switch_slots: str = "", vae=None,
+                conditioning=None) -> io.NodeOutput:
         require_model(model, NODE)
         if stream is None:
-            out = _start(model, reference, garment, garment_lower, prompt, seed)
+            out = _start(model, reference, garment, garment_lower, prompt, seed, vae, conditioning)
         else:
             connected = [n for n, v in (("reference", reference), ("garment", garment),
-                                        ("garment_lower", garment_lower)) if v is not None]
+                                        ("garment_lower", garment_lower), ("vae", vae),
+                                        ("conditioning", conditioning)) if v is not None]
             if connected:
                 raise ValueError(f"{NODE}: {connected} are only used to start a stream; when 'stream' is connected, "
-                                 f"disconnect them (use 'FashionChameleon swap garment' or the garment schedule to "
-                                 f"change garments)")
+                                 f"disconnect them (a continued stream keeps its images, VAE and text; use "
+                                 f"'FashionChameleon swap garment' or the garment schedule to change garments)")
             out = require_stream(stream, NODE).fork()
         _schedule(out, schedule_garments, switch_frames, switch_slots)
 
@@ -119,7 +131,7 @@ class StreamGenerate(io.ComfyNode):
         return io.NodeOutput(torch.cat(chunks, dim=0), out, float(out.fps))
 
 
-def _start(model, reference, garment, garment_lower, prompt: str, seed: int) -> FCStream:
+def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae=None, conditioning=None) -> FCStream:
     if reference is None or garment is None:
         raise ValueError(f"{NODE}: connect 'reference' and 'garment' to start a stream, or connect 'stream' to "
                          f"continue one")
@@ -135,7 +147,12 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int) -> 
     else:
         lower = fit_garment(single_image(image_to_engine(garment_lower, "garment_lower"), "garment_lower"), size)
         garments = {"upper": first, "lower": lower}
-    session = model.session(refs, garments, prompt, int(seed))
+    # the model's own codec and prompt encoder, or ComfyUI's VAE / CONDITIONING for a real-scale DiT
+    codec, text = bridge.stream_parts(model, model.student.cfg, vae, conditioning, NODE)
+    bridge.check_image_size(size, codec, model.student.cfg, NODE)
+    if conditioning is not None:
+        prompt = bridge.CONDITIONING_PROMPT
+    session = model.session(refs, garments, prompt, int(seed), codec=codec, prompt_encoder=text)
     return FCStream(session, float(getattr(model, "fps", DEFAULT_FPS)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..fashionchameleon.tryoff import try_off
-from . import host
+from . import bridge, host
 from .convert import engine_to_image, image_to_engine
 from .types import CATEGORY, FC_MODEL, SLOTS, require_model
 
@@ -34,19 +34,25 @@ class TryOff(io.ComfyNode):
                              tooltip="Noise seed; the same seed gives the same garment."),
                 io.Int.Input("steps", default=30, min=1, max=200,
                              tooltip="Denoising steps of the try-off sampler."),
+                io.Vae.Input("vae", optional=True,
+                             tooltip="A ComfyUI video VAE for a real-scale (Wan-layout) try-off DiT: the Wan 2.2 "
+                                     "VAE for a 48-channel DiT, the Wan 2.1 VAE for a 16-channel one. Leave it "
+                                     "unconnected for the embedded model, which has its own codec."),
             ],
             outputs=[io.Image.Output(display_name="garment",
                                      tooltip="The flat garment image(s) on white, at the person's size.")],
         )
 
     @classmethod
-    def execute(cls, model, person, slot: str = "full", seed: int = 0, steps: int = 30) -> io.NodeOutput:
+    def execute(cls, model, person, slot: str = "full", seed: int = 0, steps: int = 30, vae=None) -> io.NodeOutput:
         require_model(model, NODE)
         if model.tryoff is None:
             raise ValueError(f"{NODE}: this model has no try-off DiT; load the embedded model with its "
                              f"tryoff.safetensors, or a try-off checkpoint")
+        codec = bridge.ComfyVAECodec(vae) if vae is not None else model.codec
+        bridge.check_codec_fit(codec, model.tryoff.cfg, vae is not None, NODE)
         images = image_to_engine(person, "person")  # [B, 3, H, W]
-        unit = model.codec.spatial_factor * model.tryoff.cfg.patch_size[1]
+        unit = codec.spatial_factor * model.tryoff.cfg.patch_size[1]
         h, w = images.shape[-2:]
         if h % unit or w % unit:
             raise ValueError(f"{NODE}: the person image is {h}x{w}; width and height must be multiples of {unit} "
@@ -58,5 +64,5 @@ class TryOff(io.ComfyNode):
             set_progress(step + 1)
             host.check_interrupt()
 
-        garment = try_off(model.tryoff, model.codec, images, slot, int(seed), int(steps), on_step=on_step)
+        garment = try_off(model.tryoff, codec, images, slot, int(seed), int(steps), on_step=on_step)
         return io.NodeOutput(engine_to_image(garment, host.output_device()))

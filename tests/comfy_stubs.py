@@ -1,7 +1,7 @@
 """A small stand-in for the parts of ComfyUI the node layer uses, for unit tests without ComfyUI.
 
 Modules built here: `comfy`, `comfy.utils` (ProgressBar and its global hook), `comfy.model_management`
-(devices, dtype, interrupts), `comfy.cli_args` (preview settings), `comfy_api`, `comfy_api.latest`
+(devices, dtype, interrupts, model loading), `comfy.cli_args` (preview settings), `comfy_api`, `comfy_api.latest`
 (`ComfyExtension`, `io`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
 `comfy_api/latest/_io.py` keyword for keyword (only the types the pack uses), so that a misspelt
 option fails here as it would in ComfyUI. Behaviour is the minimum the tests need: the progress bar
@@ -187,6 +187,8 @@ def _io_module() -> types.ModuleType:
     io.Combo = _comfytype("COMBO", _ComboInput, _ComboOutput)
     io.Image = _comfytype("IMAGE")
     io.Mask = _comfytype("MASK")
+    io.Vae = _comfytype("VAE")
+    io.Conditioning = _comfytype("CONDITIONING")
     return io
 
 
@@ -236,6 +238,13 @@ def _model_management() -> types.ModuleType:
         return torch.float32  # what ComfyUI picks on the CPU
 
     mm.unet_dtype = unet_dtype
+    mm.loaded = []  # the patchers `load_models_gpu` was asked to load, in order
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        mm.loaded.extend(models)  # everything already lives on the CPU
+
+    mm.load_models_gpu = load_models_gpu
     return mm
 
 

@@ -1,0 +1,313 @@
+"""The real-scale bridge (nodes/bridge.py): a ComfyUI VAE as the engine codec, CONDITIONING as its prompt encoder.
+
+A fake ComfyUI VAE (tests/fake_vae.py) with a tiny causal decoder that keeps a real feature cache
+stands in for the Wan VAEs; the pack is loaded against the ComfyUI stand-in (tests/comfy_stubs.py).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from comfy_stubs import load_pack, pack_module_name, stub_modules
+from fake_vae import FakeVAE, FakeWanVAE21, FakeWanVAE22, class_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = 16  # fake VAE 4x spatial x DiT patch 2 -> 8 px unit
+C, TEXT_DIM, TEXT_LEN = 6, 24, 5  # the micro "real-scale" DiT: not the embedded codec's 4 channels / 16-wide text
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """Stand-in ComfyUI modules in sys.modules, the pack loaded through its __init__.py."""
+    models = tmp_path_factory.mktemp("models")
+    stubs = stub_modules(models)
+    name = pack_module_name(ROOT)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CPU is shared with a training job
+    with pytest.MonkeyPatch.context() as mp:
+        for key, module in stubs.items():
+            mp.setitem(sys.modules, key, module)
+        load_pack(ROOT, name)
+        mod = lambda m: importlib.import_module(f"{name}.{m}")  # noqa: E731
+        yield SimpleNamespace(models=models, mm=stubs["comfy.model_management"], bridge=mod("nodes.bridge"),
+                              gen=mod("nodes.stream_generate"), tryoff=mod("nodes.try_off"),
+                              load=mod("nodes.load_teacher"),
+                              E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
+                                                   ("model", "config", "codec", "text", "embedded", "checkpoint")}))
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def known(host, monkeypatch):
+    """Register the fake first-stage models as recognised decoders (as the Wan VAE classes are)."""
+    b = host.bridge
+    monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE21), b.DecoderSpec(patch=1, first_chunk_flag=False))
+    monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE22), b.DecoderSpec(patch=2, first_chunk_flag=True))
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+def _latents(seed: int, frames: int, c: int = C, hw: int = 4, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, c, frames, hw, hw, generator=torch.Generator().manual_seed(seed))
+
+
+def _stream_decode(codec, latents: torch.Tensor, sizes: list[int]):
+    """Decode `latents` chunk by chunk, passing the state on; returns the frames and the states."""
+    out, states, state, at = [], [], None, 0
+    for n in sizes:
+        video, state = codec.decode(latents[:, :, at:at + n], state)
+        out.append(video)
+        states.append(state)
+        at += n
+    return torch.cat(out, dim=2), states
+
+
+# ----------------------------------------------------------------------------------- decoding
+@pytest.mark.parametrize("version,spatial", [("2.1", 4), ("2.2", 8)])
+def test_kept_cache_streaming_equals_one_whole_decode_and_per_call_decode_does_not(host, known, version, spatial):
+    vae = FakeVAE(version, latent_channels=C, spatial=spatial, seed=1)
+    codec = host.bridge.ComfyVAECodec(vae)
+    assert codec.strategy == "kept cache" and codec.causal_first_frame and codec.temporal_factor == 4
+    z = _latents(2, 7, hw=SIZE // spatial)
+    whole, _ = codec.decode(z)
+    assert whole.shape == (1, 3, 1 + 4 * 6, SIZE, SIZE)
+    # the same frames as ComfyUI's own whole-clip decode (with the normalisation undone first)
+    reference = vae.decode(codec.stats.denormalise(z)).movedim(-1, 1) * 2 - 1
+    assert (whole - reference).abs().max() < 1e-5
+    streamed, states = _stream_decode(codec, z, [3, 1, 3])
+    assert streamed.shape == whole.shape and (streamed - whole).abs().max() < 1e-5
+    assert [s.frames for s in states] == [3, 4, 7]
+    # the naive way -- one vae.decode() per chunk -- restarts the cache: wrong count, different frames
+    naive = [vae.decode(codec.stats.denormalise(z[:, :, a:b])).movedim(-1, 1) * 2 - 1 for a, b in ((0, 3), (3, 7))]
+    assert sum(v.shape[2] for v in naive) == 9 + 13 != whole.shape[2]
+    assert (naive[1][:, :, 1:] - whole[:, :, 13:]).abs().max() > 1e-2  # latents 4..6, decoded without context
+
+
+def test_decoding_twice_from_one_state_gives_the_same_frames_and_leaves_the_state_as_it_was(host, known):
+    codec = host.bridge.ComfyVAECodec(FakeVAE("2.2", latent_channels=C, spatial=8, seed=3))
+    z = _latents(4, 6, hw=2)
+    _, state = codec.decode(z[:, :, :3])
+    before = [s.clone() if isinstance(s, torch.Tensor) else s for s in state.slots]
+    ids = [id(s) for s in state.slots]
+    first, after_first = codec.decode(z[:, :, 3:])
+    second, after_second = codec.decode(z[:, :, 3:], state)  # a state may be reused (cancel, rewind, branches)
+    third, _ = codec.decode(z[:, :, 3:], state)
+    assert torch.equal(second, third) and second.shape[2] == 12 and first.shape[2] == 9  # `first` starts anew
+    assert [id(s) for s in state.slots] == ids
+    assert all(torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(before, state.slots))
+    assert after_second is not state and after_second.frames == 6 and state.frames == 3
+    with pytest.raises(ValueError, match="do not continue"):
+        codec.decode(_latents(5, 1, hw=4), state)  # another frame size cannot continue this cache
+
+
+def test_an_unrecognised_vae_decodes_per_segment_with_the_same_frames(host, known):
+    class OtherVAE(FakeWanVAE21):  # same behaviour, unknown class: the bridge must not drive its decoder
+        pass
+
+    vae = FakeVAE(latent_channels=C, seed=6, model_class=OtherVAE)
+    codec = host.bridge.ComfyVAECodec(vae)
+    assert codec.strategy == "segment re-decode"
+    kept = host.bridge.ComfyVAECodec(FakeVAE(latent_channels=C, seed=6))
+    z = _latents(7, 7)
+    streamed, states = _stream_decode(codec, z, [3, 3, 1])
+    whole, _ = kept.decode(z)
+    assert streamed.shape == whole.shape and (streamed - whole).abs().max() < 1e-5
+    assert [s.latents.shape[2] for s in states] == [3, 6, 7] and vae.decode_calls == 3
+    again, _ = codec.decode(z[:, :, 3:6], states[0])
+    assert torch.equal(again, streamed[:, :, 9:21]) and states[0].latents.shape[2] == 3
+
+
+# ----------------------------------------------------------------------------------- encoding
+def test_encoding_treats_each_clip_as_one_vae_call_and_applies_the_wan_normalisation(host, known):
+    b = host.bridge
+    vae = FakeVAE(latent_channels=16, seed=8)
+    codec = b.ComfyVAECodec(vae)
+    assert codec.stats is b.WAN21_STATS and b.stats_for(48) is b.WAN22_STATS
+    assert b.stats_for(C).name == "none"
+    video = torch.rand(2, 3, 5, SIZE, SIZE, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    kept = video.clone()
+    z = codec.encode_video(video)
+    assert z.shape == (2, 16, 2, 4, 4) and torch.equal(video, kept)
+    mean = torch.tensor(b.WAN21_STATS.mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(b.WAN21_STATS.std).view(1, -1, 1, 1, 1)
+    for i in range(2):  # IMAGE [T, H, W, 3] in 0..1 per clip, as ComfyUI's VAEEncode would pass it
+        raw = vae.encode((video[i].permute(1, 2, 3, 0) + 1) / 2)
+        assert torch.allclose(z[i:i + 1], (raw - mean) / std, atol=1e-5)
+    assert torch.allclose(b.WAN21_STATS.normalise(b.WAN21_STATS.denormalise(z)), z, atol=1e-5)
+    image = codec.encode_image(video[:, :, 0])
+    assert image.shape == (2, 16, 1, 4, 4) and torch.allclose(image, codec.encode_video(video[:, :, :1]))
+
+
+def test_shapes_that_do_not_fit_are_refused_with_the_fix(host, known):
+    b = host.bridge
+    codec = b.ComfyVAECodec(FakeVAE(latent_channels=C))
+    with pytest.raises(ValueError, match="nearest valid: 5 or 9"):
+        codec.encode_video(torch.zeros(1, 3, 6, SIZE, SIZE))
+    with pytest.raises(ValueError, match="not a multiple of the VAE's spatial factor 4"):
+        codec.encode_video(torch.zeros(1, 3, 1, 18, SIZE))
+    image_vae = FakeVAE()
+    image_vae.latent_dim = 2
+    with pytest.raises(ValueError, match="video VAE"):
+        b.ComfyVAECodec(image_vae)
+    cfg = host.E.config.ModelConfig(name="m", dim=32, ffn_dim=64, num_heads=2, num_layers=1, in_dim=48, out_dim=48,
+                                    text_dim=4096, text_len=8, freq_dim=32)
+    with pytest.raises(ValueError, match=r"makes 6-channel latents, but this DiT takes 48.*Wan 2\.2 VAE"):
+        b.check_codec_fit(codec, cfg, True, "node")
+    with pytest.raises(ValueError, match=r"multiples of 8; .* e\.g\. to 24x16"):
+        b.check_image_size((20, 15), codec, cfg, "node")
+
+
+# ----------------------------------------------------------------------------------- conditioning
+def test_conditioning_becomes_the_context_and_the_empty_prompt_the_negative(host):
+    b = host.bridge
+    cond = torch.randn(1, 3, TEXT_DIM)
+    neg = torch.randn(1, 7, TEXT_DIM)
+    conditioning, negative = [[cond, {"pooled_output": None}]], [[neg, {}]]
+    text = b.ConditioningText(conditioning, TEXT_DIM, TEXT_LEN)
+    ctx = text.encode(["a person walks", "", "anything"])
+    assert ctx.shape == (3, TEXT_LEN, TEXT_DIM) and ctx.dtype == torch.float32
+    assert torch.equal(ctx[0, :3], cond[0]) and not ctx[0, 3:].any() and torch.equal(ctx[2], ctx[0])
+    assert not ctx[1].any()  # no negative given: "" is the zero context
+    with_neg = b.ConditioningText(conditioning, TEXT_DIM, TEXT_LEN, negative=negative).encode([""])
+    assert torch.equal(with_neg[0], neg[0, :TEXT_LEN])  # 7 tokens cut to the DiT's 5
+    with_neg.add_(1.0)
+    assert torch.equal(conditioning[0][0], cond) and torch.equal(text.encode(["x"])[0, :3], cond[0])
+    with pytest.raises(ValueError, match=r"is 16 wide, but this DiT's text input is 24 wide; connect .*CLIP Text "
+                                         r"Encode"):
+        b.ConditioningText([[torch.zeros(1, 4, 16), {}]], TEXT_DIM, TEXT_LEN)
+    with pytest.raises(ValueError, match=r"umT5-XXL"):
+        b.ConditioningText([[torch.zeros(1, 4, 16), {}]], 4096, 512)
+    with pytest.raises(ValueError, match="holds 2 conditionings"):
+        b.ConditioningText(conditioning * 2, TEXT_DIM, TEXT_LEN)
+    with pytest.raises(TypeError, match="CONDITIONING"):
+        b.ConditioningText(cond, TEXT_DIM, TEXT_LEN)
+
+
+# ----------------------------------------------------------------------------------- the nodes
+def _embedded_parts(E):
+    """The micro embedded codec (4 channels) and prompt encoder (16 wide)."""
+    codec = _randomize(E.codec.TinyCodec(E.codec.TinyCodecConfig(latent_channels=4, spatial_factor=4,
+                                                                 temporal_factor=2, widths=(8, 8))), 1)
+    torch.manual_seed(2)
+    text = E.text.TinyPromptEncoder(E.text.TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1,
+                                                          heads=2)).eval()
+    return codec, text
+
+
+def _wan_dit(E, seed: int, text_len: int = TEXT_LEN):
+    """A micro Wan-layout DiT that fits neither embedded part (6 channels, 24-wide text)."""
+    cfg = E.config.ModelConfig(name="micro-wan", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=C, out_dim=C,
+                               text_dim=TEXT_DIM, text_len=text_len, freq_dim=32)
+    return _randomize(E.model.WanDiT(cfg), seed)
+
+
+@pytest.fixture(scope="module")
+def wan_model(host):
+    """An FC_MODEL whose student and try-off DiTs are micro Wan-layout DiTs."""
+    E = host.E
+    codec, text = _embedded_parts(E)
+    return E.embedded.EmbeddedModel(codec, text, student=_wan_dit(E, 0),
+                                    tryoff=_wan_dit(E, 3),
+                                    stream_config=E.config.StreamConfig(sink_frames=3, window_frames=6))
+
+
+def _img(seed: int, batch: int = 1) -> torch.Tensor:
+    return torch.rand(batch, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(seed))  # IMAGE 0..1
+
+
+def _run(node, **inputs):
+    with torch.inference_mode():
+        return node.execute(**inputs).args
+
+
+def _generate(host, model, frames, **extra):
+    return _run(host.gen.StreamGenerate, model=model, reference=_img(1), garment=_img(2), prompt="a person walks",
+                frames=frames, seed=5, **extra)
+
+
+def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_conditioning(host, known, wan_model):
+    vae = FakeVAE(latent_channels=C, seed=11)
+    cond = [[torch.randn(1, 3, TEXT_DIM, generator=torch.Generator().manual_seed(12)), {}]]
+    with pytest.raises(ValueError, match=r"takes 6-channel latents, but the model's built-in codec makes 4; "
+                                         r"connect .* to 'vae'"):
+        _generate(host, wan_model, 9)
+    with pytest.raises(ValueError, match=r"takes 24-wide text features.*to 'conditioning'"):
+        _generate(host, wan_model, 9, vae=vae)
+    with pytest.raises(ValueError, match="is 16 wide, but this DiT's text input is 24 wide"):
+        _generate(host, wan_model, 9, vae=vae, conditioning=[[torch.zeros(1, 3, 16), {}]])
+    host.mm.loaded.clear()
+    frames, stream, fps = _generate(host, wan_model, 21, vae=vae, conditioning=cond)
+    assert frames.shape == (21, SIZE, SIZE, 3) and 0 <= frames.min() and frames.max() <= 1  # 9 + 12 frames
+    assert stream.frames_generated == 21 and vae.patcher in host.mm.loaded
+    assert isinstance(stream.session.codec, host.bridge.ComfyVAECodec)
+    assert stream.session.prompt == host.bridge.CONDITIONING_PROMPT
+    # the streamed frames are exactly one whole-clip decode of the stream's latents
+    person = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    session = wan_model.session(person, {"full": torch.zeros(3, SIZE, SIZE)}, "x", 0, codec=stream.session.codec,
+                                prompt_encoder=stream.session.prompt_encoder)
+    with torch.inference_mode():
+        chunks = list(session.generate(21))
+        whole, _ = session.codec.decode(torch.cat([c.latents for c in chunks], dim=2))
+    assert (torch.cat([c.frames for c in chunks], dim=2) - whole).abs().max() < 1e-5
+    # a continuation carries the decoder cache on: it equals one longer run
+    more, _, _ = _run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0)
+    longer, _, _ = _generate(host, wan_model, 33, vae=vae, conditioning=cond)
+    assert torch.allclose(torch.cat([frames, more]), longer, atol=1e-5) and stream.frames_generated == 21
+    with pytest.raises(ValueError, match=r"\['vae', 'conditioning'\] are only used to start a stream"):
+        _run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0, vae=vae,
+             conditioning=cond)
+
+
+def test_a_switch_restarts_the_decode_segment_and_rebuilds_the_reference_through_the_vae(host, known, wan_model):
+    vae = FakeVAE(latent_channels=C, seed=13)
+    cond = [[torch.randn(1, 2, TEXT_DIM, generator=torch.Generator().manual_seed(14)), {}]]
+    frames, stream, _ = _generate(host, wan_model, 18, vae=vae, conditioning=cond, schedule_garments=_img(3),
+                                  switch_frames="9")
+    # chunk 1: 9 frames; the full switch withdraws history, so chunk 2 starts a new segment: 9 frames again
+    assert frames.shape[0] == 18 and stream.frames_generated == 18
+    assert stream.session.reference_latents.shape == (1, C, 1, SIZE // 4, SIZE // 4)
+
+
+def test_try_off_takes_a_comfy_vae_for_a_wan_layout_dit(host, known, wan_model):
+    vae = FakeVAE(latent_channels=C, seed=15)
+    with pytest.raises(ValueError, match=r"takes 6-channel latents, but the model's built-in codec makes 4"):
+        _run(host.tryoff.TryOff, model=wan_model, person=_img(4), slot="full", seed=0, steps=2)
+    (garment,) = _run(host.tryoff.TryOff, model=wan_model, person=_img(4, batch=2), slot="upper", seed=0, steps=2,
+                      vae=vae)
+    assert garment.shape == (2, SIZE, SIZE, 3) and 0 <= garment.min() and garment.max() <= 1
+
+
+def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_conditioning(host, known, tmp_path,
+                                                                                         monkeypatch):
+    from safetensors.torch import save_file
+
+    E = host.E
+    codec, text = _embedded_parts(E)
+    E.checkpoint.save_checkpoint(tmp_path / "codec.safetensors", codec.state_dict(), "codec", codec.config)
+    E.checkpoint.save_checkpoint(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
+    monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", tmp_path)
+    folder = host.models / "diffusion_models"
+    folder.mkdir(exist_ok=True)
+    dit = _wan_dit(E, 4)  # saved as ComfyUI saves a diffusion model: key prefix, no FashionChameleon metadata
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in dit.state_dict().items()},
+              str(folder / "wan_micro.safetensors"))
+    (model,) = _run(host.load.LoadTeacher, model="diffusion_models/wan_micro.safetensors", dtype="fp32", device="cpu")
+    assert model.student.cfg.in_dim == C and model.student.cfg.text_dim == TEXT_DIM
+    cond = [[torch.randn(1, 3, TEXT_DIM, generator=torch.Generator().manual_seed(16)), {}]]
+    frames, stream, _ = _generate(host, model, 9, vae=FakeVAE(latent_channels=C, seed=17), conditioning=cond)
+    assert frames.shape == (9, SIZE, SIZE, 3)
+    context = stream.session.prompt_encoder.encode(["x"])  # padded with zeros to the DiT's text length
+    assert context.shape == (1, model.student.cfg.text_len, TEXT_DIM) and not context[:, 3:].any()
