@@ -6,6 +6,7 @@
     swap_garment.py     FashionChameleon swap garment       -> FC_STREAM
     kv_refresh.py       FashionChameleon KV refresh         -> FC_STREAM
     try_off.py          FashionChameleon try-off            -> IMAGE garment
+    load_sample.py      FashionChameleon sample image       -> IMAGE (a bundled sample from workflows/samples)
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
     folders.py          model folders; parse.py: the text widgets

@@ -5,18 +5,18 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import folders
 from .kv_refresh import KVRefresh
+from .load_sample import LoadSample
 from .load_teacher import LoadTeacher
 from .stream_generate import StreamGenerate
 from .swap_garment import SwapGarment
 from .try_off import TryOff
 from .types import log
 
-NODES: tuple[type[io.ComfyNode], ...] = (LoadTeacher, StreamGenerate, SwapGarment, KVRefresh, TryOff)
+NODES: tuple[type[io.ComfyNode], ...] = (LoadTeacher, StreamGenerate, SwapGarment, KVRefresh, TryOff, LoadSample)
 
 
 class FashionChameleonExtension(ComfyExtension):
-    async def on_load(self) -> None:
-        log.info("FashionChameleon: %d nodes; model files are read from %s", len(NODES), folders.searched())
-
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        # The start-up message lives here: ComfyUI 0.8 calls get_node_list() once per load and never on_load().
+        log.info("FashionChameleon: %d nodes; model files are read from %s", len(NODES), folders.searched())
         return list(NODES)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZE = 16  # micro codec 4x spatial x patch 2 -> 8 px unit; 2x temporal x 3-frame chunks -> 6 frames per chunk
 PER_CHUNK = 6
 NODE_IDS = {"FashionChameleonLoadTeacher", "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment",
-            "FashionChameleonKVRefresh", "FashionChameleonTryOff"}
+            "FashionChameleonKVRefresh", "FashionChameleonTryOff", "FashionChameleonLoadSample"}
 
 
 # ----------------------------------------------------------------------------------- fixtures
