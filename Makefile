@@ -1,11 +1,11 @@
-# The two commands of the README: `make demo` and `make test`. Both set up .venv on first use.
+# The two commands of the README: `make demo` and `make test` (and `make bench`). All set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fashionchameleon-installed
 
-.PHONY: test demo setup clean
+.PHONY: test demo bench setup clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m fashionchameleon demo
+
+bench: $(STAMP)
+	$(PY) -m fashionchameleon bench --json outputs/bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: `python -m fashionchameleon {info,demo,train,eval,ship}`."""
+"""Command line: `python -m fashionchameleon {info,demo,train,eval,bench,ship}`."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from .metrics.cli import add_parser as add_eval
 
     add_eval(sub)
+    from .bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     from .ship import add_parser as add_ship
 
     add_ship(sub)

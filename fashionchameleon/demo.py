@@ -18,14 +18,13 @@ from pathlib import Path
 import torch
 
 from .embedded import WEIGHTS_DIR, EmbeddedModel, load_embedded
-from .media import load_image, save_contact_sheet, save_video
-from .metrics.descriptors import foreground_mask, robust_describe
+from .media import save_contact_sheet, save_video
+from .metrics.descriptors import foreground_mask
 from .metrics.motion import motion_amplitude, switch_continuity
-from .metrics.retrieval import retrieve
+from .metrics.retrieval import render_retrieval
+from .samples import SAMPLES_DIR, load_sample_inputs, worn_outfit_renders
 
 __all__ = ["DemoConfig", "run_demo", "SAMPLES_DIR"]
-
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "samples"
 
 
 @dataclass(frozen=True)
@@ -39,41 +38,19 @@ class DemoConfig:
     threads: int | None = None
 
 
-def _inputs(samples: Path) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], str]:
-    index = json.loads((samples / "samples.json").read_text())
-    refs = torch.stack([load_image(samples / "reference.png"), load_image(samples / "reference_back.png")])
-    outfits = [{kind: load_image(samples / f"garment{i}_{kind}.png") for kind in kinds}
-               for i, kinds in enumerate(index["outfits"], start=1)]
-    return refs, outfits, index["prompt"]
-
-
 def _progress(done: int, total: int, fps: float) -> None:
     bar = "#" * int(30 * done / total)
     print(f"\r[{bar:<30}] {done}/{total} frames, {fps:5.1f} FPS", end="", file=sys.stderr, flush=True)
 
 
-def _ground_truth(frames: int, switch_frames: tuple[int, int]) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Renders of the sample person in each outfit (as worn after each switch) and the plate."""
-    from .samples import build_sample_set
-    from .synthetic import WorldConfig, render_with
-
-    s = build_sample_set()
-    worn = [dict(s.outfits[0]), {**s.outfits[0], **s.outfits[1]}, {**s.outfits[0], **s.outfits[1], **s.outfits[2]}]
-    cfg = WorldConfig(size=s.size, frames=frames, slots="upper_lower")
-    renders = [render_with(s.seed, outfit, cfg) for outfit in worn]
-    return [r.video for r in renders], renders[0].background
-
-
 def _chunk_metrics(video: torch.Tensor, starts: list[int], switch_frames: tuple[int, int]) -> dict:
-    truth, plate = _ground_truth(video.shape[0], switch_frames)
+    truth, plate = worn_outfit_renders(video.shape[0])
     segment = lambda f: sum(f >= s for s in switch_frames)  # noqa: E731 — which outfit should be worn
     rows, hits = [], []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else video.shape[0]
         window = slice(start, end)
-        query = robust_describe(video[window], plate)  # the evaluation's blur-tolerant descriptor
-        pool = torch.stack([robust_describe(t[window], plate) for t in truth])
-        got, want = retrieve(query, pool), segment(start)
+        got, want = render_retrieval(video[window], [t[window] for t in truth], plate), segment(start)
         rows.append({"chunk": i, "first_frame": start, "expected_outfit": want + 1, "retrieved_outfit": got + 1})
         if i > 0:  # the first chunk continues from the reference photo
             hits.append(got == want)
@@ -89,7 +66,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), model: EmbeddedModel | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = model or load_embedded(weights, parts=("student",))
-    refs, outfits, prompt = _inputs(cfg.samples)
+    refs, outfits, prompt = load_sample_inputs(cfg.samples)
     session = model.session(refs, outfits[0], prompt, seed=cfg.seed)
     for frame, outfit in zip(cfg.switch_frames, outfits[1:]):
         for slot, image in outfit.items():

@@ -3,7 +3,9 @@
 A held-out person (reference photo, plus a back view), three outfits to switch through — the
 second a full change, the third an upper-only change — and a photo of another person for
 try-off. Because they come from the world, ground truth exists for every output the demo makes.
-`export_sample_set(dir)` writes them as PNG files (committed under `workflows/samples/`).
+`export_sample_set(dir)` writes them as PNG files (committed under `workflows/samples/`);
+`load_sample_inputs(dir)` reads them back, and `worn_outfit_renders(frames)` renders the sample
+person in each outfit as worn after each switch (the demo's and the benchmark's ground truth).
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["SampleSet", "build_sample_set", "export_sample_set", "SAMPLE_SEED"]
+__all__ = ["SampleSet", "build_sample_set", "export_sample_set", "load_sample_inputs", "worn_outfit_renders",
+           "SAMPLE_SEED", "SAMPLES_DIR"]
 
 SAMPLE_SEED = 2_000_012  # a test-split seed: a person and textures never seen in training
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "samples"
 
 
 @dataclass
@@ -81,3 +85,34 @@ def export_sample_set(out_dir: str | Path, size: int = 128) -> list[Path]:
              "outfits": [sorted(o) for o in s.outfits], "files": sorted(files)}
     (out / "samples.json").write_text(json.dumps(index, indent=2) + "\n")
     return written + [out / "samples.json"]
+
+
+def load_sample_inputs(samples: str | Path = SAMPLES_DIR) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], str]:
+    """The exported sample files: references `[2, 3, S, S]` (front, back), per outfit {kind: flat-lay
+    `[3, S, S]`}, and the prompt; images in [-1, 1]."""
+    from .media import load_image
+
+    samples = Path(samples)
+    index = json.loads((samples / "samples.json").read_text())
+    refs = torch.stack([load_image(samples / "reference.png"), load_image(samples / "reference_back.png")])
+    outfits = [{kind: load_image(samples / f"garment{i}_{kind}.png") for kind in kinds}
+               for i, kinds in enumerate(index["outfits"], start=1)]
+    return refs, outfits, index["prompt"]
+
+
+def worn_outfit_renders(frames: int, size: int = 128) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Renders `[frames, 3, S, S]` of the sample person in what is worn after each switch, and the plate.
+
+    Render i shows outfit 1 with outfits 2..i+1 put on over it (the third outfit changes only the
+    upper garment, so the lower one of outfit 2 stays), on the sample's motion timeline from frame 0.
+    """
+    from .synthetic import WorldConfig, render_with
+
+    s = build_sample_set(size)
+    worn, current = [], {}
+    for outfit in s.outfits:
+        current = {**current, **outfit}
+        worn.append(dict(current))
+    cfg = WorldConfig(size=s.size, frames=frames, slots="upper_lower")
+    renders = [render_with(s.seed, outfit, cfg) for outfit in worn]
+    return [r.video for r in renders], renders[0].background

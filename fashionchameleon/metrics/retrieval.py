@@ -3,14 +3,24 @@ from __future__ import annotations
 
 import torch
 
-from .descriptors import describe, descriptor_distance, foreground_mask
+from .descriptors import describe, descriptor_distance, foreground_mask, robust_describe
 
-__all__ = ["retrieve", "window_descriptor", "retrieval_hit", "retrieval_decision"]
+__all__ = ["retrieve", "window_descriptor", "retrieval_hit", "retrieval_decision", "render_retrieval"]
 
 
 def retrieve(query: torch.Tensor, candidates: torch.Tensor) -> int:
     """Index of the candidate descriptor `[K, D]` nearest to `query` `[D]`."""
     return int(descriptor_distance(query[None], candidates).argmin())
+
+
+def render_retrieval(frames: torch.Tensor, renders: list[torch.Tensor], background: torch.Tensor) -> int:
+    """Which render `[T, 3, H, W]` (the same frames in K outfits) generated frames `[T, 3, H, W]` resemble most.
+
+    Uses the evaluation's blur-tolerant descriptor (`robust_describe`), since generated frames come
+    through a codec and are softer than the renders.
+    """
+    query = robust_describe(frames, background)
+    return retrieve(query, torch.stack([robust_describe(r, background) for r in renders]))
 
 
 def window_descriptor(frames: torch.Tensor, background: torch.Tensor, region=None) -> torch.Tensor:
