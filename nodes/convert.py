@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..fashionchameleon.media import fit_pad_white, to_uint8
+from .checks import check_image
 
 __all__ = ["image_to_engine", "engine_to_image", "video_to_image", "fit_garment", "single_image",
            "preview_image"]
@@ -19,17 +20,13 @@ __all__ = ["image_to_engine", "engine_to_image", "video_to_image", "fit_garment"
 WHITE = 1.0  # background that transparent pixels are composited onto (flat-lays are shot on white)
 
 
-def image_to_engine(image: Tensor, name: str = "image") -> Tensor:
+def image_to_engine(image: Tensor, name: str = "image", max_side: int | None = None) -> Tensor:
     """IMAGE `[B, H, W, C]` (or one `[H, W, C]`) in 0..1 -> `[B, 3, H, W]` float32 in [-1, 1].
 
-    RGBA is composited over white; one channel is repeated to RGB.
+    Checked first (`checks.check_image`: the errors name `name`); RGBA is composited over white,
+    one channel is repeated to RGB, a small overshoot outside 0..1 is clamped.
     """
-    if not isinstance(image, Tensor):
-        raise TypeError(f"{name} must be an IMAGE tensor, got {type(image).__name__}")
-    x = image[None] if image.ndim == 3 else image
-    if x.ndim != 4 or x.shape[0] < 1 or x.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{name} must be an IMAGE [B, H, W, C] with C = 1, 3 or 4, got shape {list(image.shape)}")
-    x = x.detach().float().clamp(0.0, 1.0)  # a new tensor: the input is never touched
+    x = check_image(image, name, max_side).clamp(0.0, 1.0)  # a new tensor: the input is never touched
     if x.shape[-1] == 4:
         rgb, alpha = x[..., :3], x[..., 3:]
         x = rgb * alpha + WHITE * (1.0 - alpha)  # [B, H, W, 3]
@@ -57,7 +54,7 @@ def video_to_image(video: Tensor, device: torch.device | str | None = None) -> T
 def single_image(images: Tensor, name: str) -> Tensor:
     """`[1, 3, H, W]` -> `[3, H, W]`; a batch of several is an error (say what to do instead)."""
     if images.shape[0] != 1:
-        raise ValueError(f"{name} must be one image, got a batch of {images.shape[0]}; pick one (e.g. with "
+        raise ValueError(f"{name}: must be one image, got a batch of {images.shape[0]}; pick one (e.g. with "
                          f"core's ImageFromBatch node), or use the garment schedule of 'FashionChameleon stream "
                          f"generate' to switch through several garments")
     return images[0]

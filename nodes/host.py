@@ -16,7 +16,7 @@ import comfy.utils
 from ..fashionchameleon.sampler import StepInfo
 from .convert import preview_image
 
-__all__ = ["DTYPES", "DEVICES", "pick_device", "pick_dtype", "output_device", "check_interrupt",
+__all__ = ["DTYPES", "DEVICES", "pick_device", "pick_dtype", "output_device", "free_memory", "check_interrupt",
            "StreamProgress", "chunks_for", "simple_progress"]
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -46,6 +46,17 @@ def pick_dtype(choice: str, device: torch.device) -> torch.dtype:
 def output_device() -> torch.device:
     """Where node outputs live (the CPU unless ComfyUI runs with --gpu-only)."""
     return mm.intermediate_device()
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes ComfyUI reports free on `device` (RAM for the CPU), or None where it cannot tell."""
+    get = getattr(mm, "get_free_memory", None)
+    if get is None:
+        return None
+    try:
+        return int(get(device))
+    except Exception:  # noqa: BLE001 - a device ComfyUI cannot query: no limit is known
+        return None
 
 
 def check_interrupt() -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..fashionchameleon.rescheduling import SwitchPolicy
-from .types import CATEGORY, FC_STREAM, SLOTS, require_stream
+from .checks import check_int
+from .types import CATEGORY, FC_STREAM, SLOTS, check_slot, require_stream
 
 NODE = "FashionChameleon KV refresh"
 REFRESH = ("all", "none", *SLOTS)
+MAX_KEEP = 1024  # the 'keep_last' widget's maximum (the cache keeps at most its window anyway)
 
 
 class KVRefresh(io.ComfyNode):
@@ -29,7 +31,7 @@ class KVRefresh(io.ComfyNode):
                                        "'all' slots, 'none', or one slot."),
                 io.Boolean.Input("withdraw", default=True,
                                  tooltip="Drop the history KV so the next chunk relies on the conditions."),
-                io.Int.Input("keep_last", default=0, min=0, max=1024,
+                io.Int.Input("keep_last", default=0, min=0, max=MAX_KEEP,
                              tooltip="With 'withdraw': how many of the newest latent frames of history to keep "
                                      "(0 drops all, as the authors' prototype does)."),
                 io.Boolean.Input("keep_sink", default=False,
@@ -47,10 +49,14 @@ class KVRefresh(io.ComfyNode):
     def execute(cls, stream, refresh: str = "all", withdraw: bool = True, keep_last: int = 0, keep_sink: bool = False,
                 disentangle: bool = True) -> io.NodeOutput:
         if refresh not in REFRESH:
-            raise ValueError(f"{NODE}: 'refresh' must be one of {list(REFRESH)}, got {refresh!r}")
-        out = require_stream(stream, NODE).fork()
-        slots = {"all": out.slots, "none": ()}.get(refresh, (refresh,))
-        policy = SwitchPolicy(refresh=bool(slots), withdraw=bool(withdraw), keep_last=int(keep_last),
+            raise ValueError(f"refresh: must be one of {list(REFRESH)}, got {refresh!r}")
+        keep_last = check_int(keep_last, "keep_last", 0, MAX_KEEP, "0 drops all history, as the paper does")
+        parent = require_stream(stream, NODE)
+        slots = {"all": parent.slots, "none": ()}.get(refresh, (refresh,))
+        for slot in slots:
+            check_slot(slot, parent.slots, "refresh")
+        policy = SwitchPolicy(refresh=bool(slots), withdraw=bool(withdraw), keep_last=keep_last,
                               keep_sink=bool(keep_sink), disentangle=bool(disentangle))
+        out = parent.fork()
         out.session.request_reschedule(policy, tuple(slots))
         return io.NodeOutput(out)

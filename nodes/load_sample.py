@@ -10,12 +10,12 @@ from pathlib import Path
 from comfy_api.latest import io
 
 from ..fashionchameleon.media import load_image
+from ..fashionchameleon.samples import SAMPLES_DIR
 from . import host
 from .convert import engine_to_image
 from .types import CATEGORY
 
 NODE = "FashionChameleon sample image"
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "samples"
 DEFAULT = "reference.png"
 
 

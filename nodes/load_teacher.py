@@ -8,8 +8,10 @@ from comfy_api.latest import io
 from ..fashionchameleon import embedded as fc_embedded
 from ..fashionchameleon.checkpoint import CheckpointError, build_dit, read_header
 from . import folders, host
+from .memory import LOAD_ADVICE, reporting_oom
 from .types import CATEGORY, FC_MODEL, log
 
+NODE = "Load FashionChameleon model"
 _DIT_STAGES = ("student", "teacher", "tryoff")
 
 
@@ -18,7 +20,7 @@ class LoadTeacher(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="FashionChameleonLoadTeacher",
-            display_name="Load FashionChameleon model",
+            display_name=NODE,
             category=f"{CATEGORY}/loaders",
             description="Loads the FashionChameleon model: the small embedded model bundled with the pack "
                         "(codec, prompt encoder, causal student, teacher, try-off), or a DiT checkpoint from "
@@ -62,7 +64,8 @@ class LoadTeacher(io.ComfyNode):
         dev = host.pick_device(device)
         dt = host.pick_dtype(dtype, dev)
         path = folders.resolve(model)
-        loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
+        with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
+            loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
         log.info("loaded %s on %s as %s", model, dev, dt)
         return io.NodeOutput(loaded)
 
@@ -75,6 +78,9 @@ def _load_embedded(device, dtype, parts: tuple[str, ...] = tuple(fc_embedded.PAR
         raise FileNotFoundError(f"the embedded FashionChameleon model is not available: {exc}. Searched the "
                                 f"pack's weights folder {root}; or choose a checkpoint from the model folders "
                                 f"({folders.searched()})") from None
+    except CheckpointError as exc:
+        raise CheckpointError(f"the embedded FashionChameleon model in {root} is damaged: {exc} Reinstall the pack "
+                              f"(or re-ship that part: python -m fashionchameleon ship)") from None
 
 
 def _load_file(path: Path, device, dtype):

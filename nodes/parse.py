@@ -1,11 +1,15 @@
-"""Parsing of the small text widgets (switch frames, slot lists). No ComfyUI import."""
+"""Parsing of the small text widgets (switch frames, slot lists). No ComfyUI import.
+
+Every error starts with the widget's name ('switch_frames: ...', 'switch_slots: ...'): ComfyUI
+shows a validation error for the whole node, so the message has to say which input it is about.
+"""
 from __future__ import annotations
 
 import re
 
-from .types import SLOTS
+from .types import SLOTS, check_slot
 
-__all__ = ["parse_frames", "check_slot_names", "parse_slots"]
+__all__ = ["parse_frames", "check_slot_names", "parse_slots", "pair_switches"]
 
 _SPLIT = re.compile(r"[,\s;]+")
 
@@ -15,19 +19,21 @@ def _items(text: str | None) -> list[str]:
 
 
 def parse_frames(text: str | None) -> list[int]:
-    """"48, 96" -> [48, 96]: non-negative frame numbers, ascending."""
+    """"48, 96" -> [48, 96]: non-negative frame numbers, ascending (a frame may repeat for different slots)."""
     frames = []
     for item in _items(text):
         try:
             value = int(item)
         except ValueError:
-            raise ValueError(f"switch frames must be whole numbers separated by commas (e.g. '48, 96'); "
+            raise ValueError(f"switch_frames: switch frames must be whole numbers separated by commas (e.g. '48, 96'); "
                              f"{item!r} is not one") from None
         if value < 0:
-            raise ValueError(f"switch frames must be >= 0, got {value}")
+            raise ValueError(f"switch_frames: switch frames must be >= 0 (counted from this node's first frame), got "
+                             f"{value}")
         frames.append(value)
     if frames != sorted(frames):
-        raise ValueError(f"switch frames must be in ascending order, got {frames}")
+        raise ValueError(f"switch_frames: switch frames must be in ascending order, got {frames}; list them in the "
+                         f"order of the scheduled garments, earliest first")
     return frames
 
 
@@ -36,12 +42,12 @@ def check_slot_names(text: str | None) -> list[str]:
     slots = _items(text)
     bad = [s for s in slots if s not in SLOTS]
     if bad:
-        raise ValueError(f"unknown garment slot(s) {bad}; slots are {list(SLOTS)}")
+        raise ValueError(f"switch_slots: unknown garment slot(s) {bad}; slots are {list(SLOTS)}")
     return slots
 
 
 def parse_slots(text: str | None, count: int, stream_slots: tuple[str, ...]) -> list[str]:
-    """"upper, lower" -> one slot per scheduled garment.
+    """"upper, lower" -> one slot per scheduled garment, each one the stream has.
 
     Empty text means the stream's only slot; one slot applies to every garment; otherwise give one
     per garment.
@@ -49,12 +55,25 @@ def parse_slots(text: str | None, count: int, stream_slots: tuple[str, ...]) -> 
     slots = check_slot_names(text)
     if not slots:
         if len(stream_slots) != 1:
-            raise ValueError(f"this stream has the slots {list(stream_slots)}: say which slot each scheduled garment "
-                             f"replaces in 'switch_slots' (e.g. 'upper, lower')")
+            raise ValueError(f"switch_slots: this stream has the slots {list(stream_slots)}: say which slot each "
+                             f"scheduled garment replaces (e.g. 'upper, lower')")
         slots = [stream_slots[0]]
     if len(slots) == 1:
         slots = slots * count
     if len(slots) != count:
-        raise ValueError(f"'switch_slots' names {len(slots)} slots for {count} scheduled garment(s); give one slot, or "
+        raise ValueError(f"switch_slots: names {len(slots)} slots for {count} scheduled garment(s); give one slot, or "
                          f"one per garment")
+    for slot in slots:
+        check_slot(slot, stream_slots, "switch_slots")
     return slots
+
+
+def pair_switches(frames: list[int], slots: list[str]) -> list[tuple[int, str]]:
+    """(frame, slot) per scheduled garment; one slot switching twice at one frame is an error."""
+    pairs = list(zip(frames, slots))
+    twice = sorted({p for p in pairs if pairs.count(p) > 1})
+    if twice:
+        frame, slot = twice[0]
+        raise ValueError(f"switch_frames: slot {slot!r} would switch twice at frame {frame}, so the first of those "
+                         f"garments would never be seen; give each garment of one slot its own frame")
+    return pairs

@@ -6,12 +6,16 @@ import torch
 from comfy_api.latest import io
 
 from . import bridge, host
+from .checks import MAX_SEED, MAX_SIDE, check_int
 from .convert import fit_garment, image_to_engine, single_image, video_to_image
-from .parse import check_slot_names, parse_frames, parse_slots
-from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream, require_model, require_stream
+from .memory import STREAM_ADVICE, reporting_oom
+from .parse import check_slot_names, pair_switches, parse_frames, parse_slots
+from .types import (CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream, require_model, require_same_model,
+                    require_stream)
 
 NODE = "FashionChameleon stream generate"
-MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+MAX_FRAMES = 100_000  # per node run; longer videos chain nodes through the 'stream' output
+_CHAIN = "continue the stream with another 'FashionChameleon stream generate' (connect its 'stream' output)"
 
 
 class StreamGenerate(io.ComfyNode):
@@ -45,7 +49,7 @@ class StreamGenerate(io.ComfyNode):
                                 tooltip="The motion. The embedded model knows simple motion words (walk, turn "
                                         "around, wave, sway, squat, jump, pose, stand still, ...). Ignored when "
                                         "continuing a stream, which keeps its prompt."),
-                io.Int.Input("frames", default=48, min=1, max=100_000,
+                io.Int.Input("frames", default=48, min=1, max=MAX_FRAMES,
                              tooltip="How many frames to generate. Rounded up to whole chunks (the embedded model "
                                      "makes 12 frames per chunk), so that a continuation starts exactly where "
                                      "this output ends."),
@@ -92,16 +96,14 @@ class StreamGenerate(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, switch_frames=None, switch_slots=None):
-        if isinstance(switch_frames, str):
-            try:
-                parse_frames(switch_frames)
-            except ValueError as exc:
-                return str(exc)
-        if isinstance(switch_slots, str):
-            try:
-                check_slot_names(switch_slots)
-            except ValueError as exc:
-                return str(exc)
+        # ComfyUI shows this text for the whole node: each message starts with the input it is about
+        checks = ((switch_frames, parse_frames), (switch_slots, check_slot_names))
+        for text, check in checks:
+            if isinstance(text, str):  # a linked input arrives as None
+                try:
+                    check(text)
+                except ValueError as exc:
+                    return str(exc)
         return True
 
     @classmethod
@@ -109,26 +111,55 @@ class StreamGenerate(io.ComfyNode):
                 stream=None, schedule_garments=None, switch_frames: str = "", switch_slots: str = "", vae=None,
                 conditioning=None) -> io.NodeOutput:
         require_model(model, NODE)
-        if stream is None:
-            out = _start(model, reference, garment, garment_lower, prompt, seed, vae, conditioning)
-        else:
-            connected = [n for n, v in (("reference", reference), ("garment", garment),
-                                        ("garment_lower", garment_lower), ("vae", vae),
-                                        ("conditioning", conditioning)) if v is not None]
-            if connected:
-                raise ValueError(f"{NODE}: {connected} are only used to start a stream; when 'stream' is connected, "
-                                 f"disconnect them (a continued stream keeps its images, VAE and text; use "
-                                 f"'FashionChameleon swap garment' or the garment schedule to change garments)")
-            out = require_stream(stream, NODE).fork()
-        _schedule(out, schedule_garments, switch_frames, switch_slots)
-
-        session = out.session
-        progress = host.StreamProgress(session.codec, host.chunks_for(session, frames), len(session.config.steps))
-        device = host.output_device()
-        # each chunk's frames leave the model's device as soon as they are made: [T_chunk, H, W, 3]
-        chunks = [video_to_image(c.frames, device) for c in session.generate(frames, progress, host.check_interrupt)]
+        frames = check_int(frames, "frames", 1, MAX_FRAMES, f"generate at most {MAX_FRAMES} per node and {_CHAIN}")
+        seed = check_int(seed, "seed", 0, MAX_SEED, "use a seed from the widget's range")
+        with reporting_oom(NODE, f"generating {frames} frames", STREAM_ADVICE):
+            if stream is None:
+                out = _start(model, reference, garment, garment_lower, prompt, seed, vae, conditioning)
+            else:
+                out = _continue(model, stream, reference, garment, garment_lower, vae, conditioning)
+            _schedule(out, schedule_garments, switch_frames, switch_slots)
+            _check_output_size(out.session, frames)
+            session = out.session
+            progress = host.StreamProgress(session.codec, host.chunks_for(session, frames), len(session.config.steps))
+            device = host.output_device()
+            # each chunk's frames leave the model's device as soon as they are made: [T_chunk, H, W, 3]
+            chunks = [video_to_image(c.frames, device) for c in session.generate(frames, progress, host.check_interrupt)]
         progress.finish()
         return io.NodeOutput(torch.cat(chunks, dim=0), out, float(out.fps))
+
+
+def _continue(model, stream, reference, garment, garment_lower, vae, conditioning) -> FCStream:
+    """A fork of the connected stream (never the stream itself), after checking nothing else is connected."""
+    connected = [n for n, v in (("reference", reference), ("garment", garment), ("garment_lower", garment_lower),
+                                ("vae", vae), ("conditioning", conditioning)) if v is not None]
+    if connected:
+        raise ValueError(f"{NODE}: {connected} are only used to start a stream; when 'stream' is connected, "
+                         f"disconnect them (a continued stream keeps its images, VAE and text; use "
+                         f"'FashionChameleon swap garment' or the garment schedule to change garments)")
+    parent = require_stream(stream, NODE)
+    require_same_model(parent, model, NODE)
+    return parent.fork()
+
+
+def _check_output_size(session, frames: int) -> None:
+    """Refuse a frame count whose IMAGE output (float32, whole chunks) cannot fit in free memory."""
+    h, w = session.image_size
+    per_chunk = session.codec.pixel_frames(session.config.chunk_frames, first=False)
+    need = host.chunks_for(session, frames) * per_chunk * h * w * 3 * 4  # bytes of [T, H, W, 3] float32
+    device = host.output_device()
+    free = host.free_memory(device)
+    if free is not None and need > free:
+        raise ValueError(f"frames: {frames} frames of {h}x{w} make a {_size(need)} IMAGE output, more than the "
+                         f"{_size(free)} free on {device}; generate fewer frames per node and {_CHAIN}")
+
+
+def _size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1 (e.g. '18.0 KiB')."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae=None, conditioning=None) -> FCStream:
@@ -139,7 +170,7 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae
         have = ", ".join(p for p in ("teacher", "tryoff") if getattr(model, p) is not None) or "no DiT"
         raise ValueError(f"{NODE}: this model has no causal student DiT, which streaming needs (it has: {have}); "
                          f"load the embedded model or a student checkpoint")
-    refs = image_to_engine(reference, "reference")  # [N, 3, H, W]: the views
+    refs = image_to_engine(reference, "reference", MAX_SIDE)  # [N, 3, H, W]: the views
     size = tuple(refs.shape[-2:])
     first = fit_garment(single_image(image_to_engine(garment, "garment"), "garment"), size)
     if garment_lower is None:
@@ -161,13 +192,14 @@ def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slot
     frames = parse_frames(switch_frames)
     if garments is None:
         if frames:
-            raise ValueError(f"{NODE}: 'switch_frames' is set but no 'schedule_garments' are connected")
+            raise ValueError(f"switch_frames: {frames} is set but no 'schedule_garments' are connected; connect the "
+                             f"garments to switch to, or clear 'switch_frames'")
         return
     images = fit_garment(image_to_engine(garments, "schedule_garments"), stream.image_size)  # [K, 3, H, W]
     if len(frames) != images.shape[0]:
-        raise ValueError(f"{NODE}: {images.shape[0]} scheduled garment(s) but {len(frames)} switch frame(s) in "
-                         f"'switch_frames'; give one frame per garment")
+        raise ValueError(f"switch_frames: {images.shape[0]} scheduled garment(s) but {len(frames)} switch frame(s); "
+                         f"give one frame per garment")
     slots = parse_slots(switch_slots, len(frames), stream.slots)
     start = stream.frames_generated
-    for image, frame, slot in zip(images, frames, slots):
+    for image, (frame, slot) in zip(images, pair_switches(frames, slots)):
         stream.session.schedule_switch(start + frame, slot, image)

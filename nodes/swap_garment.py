@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .convert import fit_garment, image_to_engine, single_image
-from .types import CATEGORY, DEFAULT_POLICY, FC_STREAM, POLICIES, SLOTS, require_stream
+from .types import CATEGORY, DEFAULT_POLICY, FC_STREAM, POLICIES, SLOTS, check_slot, require_stream
 
 NODE = "FashionChameleon swap garment"
 
@@ -40,8 +40,10 @@ class SwapGarment(io.ComfyNode):
     @classmethod
     def execute(cls, stream, garment, slot: str = "full", policy: str = DEFAULT_POLICY) -> io.NodeOutput:
         if policy not in POLICIES:
-            raise ValueError(f"{NODE}: unknown policy {policy!r}; choose one of {list(POLICIES)}")
-        out = require_stream(stream, NODE).fork()
-        image = fit_garment(single_image(image_to_engine(garment, "garment"), "garment"), out.image_size)
+            raise ValueError(f"policy: unknown policy {policy!r}; choose one of {list(POLICIES)}")
+        parent = require_stream(stream, NODE)
+        check_slot(slot, parent.slots, "slot")
+        image = fit_garment(single_image(image_to_engine(garment, "garment"), "garment"), parent.image_size)
+        out = parent.fork()  # checked first: a refused input costs no copy of the cache
         out.session.request_switch(slot, image, POLICIES[policy])
         return io.NodeOutput(out)

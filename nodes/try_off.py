@@ -5,11 +5,13 @@ from comfy_api.latest import io
 
 from ..fashionchameleon.tryoff import try_off
 from . import bridge, host
+from .checks import MAX_SEED, MAX_SIDE, check_int
 from .convert import engine_to_image, image_to_engine
+from .memory import TRYOFF_ADVICE, reporting_oom
 from .types import CATEGORY, FC_MODEL, SLOTS, require_model
 
 NODE = "FashionChameleon try-off"
-MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+MAX_STEPS = 200
 
 
 class TryOff(io.ComfyNode):
@@ -32,7 +34,7 @@ class TryOff(io.ComfyNode):
                                        "the bottom ('lower')."),
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Noise seed; the same seed gives the same garment."),
-                io.Int.Input("steps", default=30, min=1, max=200,
+                io.Int.Input("steps", default=30, min=1, max=MAX_STEPS,
                              tooltip="Denoising steps of the try-off sampler."),
                 io.Vae.Input("vae", optional=True,
                              tooltip="A ComfyUI video VAE for a real-scale (Wan-layout) try-off DiT: the Wan 2.2 "
@@ -46,23 +48,28 @@ class TryOff(io.ComfyNode):
     @classmethod
     def execute(cls, model, person, slot: str = "full", seed: int = 0, steps: int = 30, vae=None) -> io.NodeOutput:
         require_model(model, NODE)
+        if slot not in SLOTS:
+            raise ValueError(f"slot: unknown garment slot {slot!r}; choose one of {list(SLOTS)}")
+        seed = check_int(seed, "seed", 0, MAX_SEED, "use a seed from the widget's range")
+        steps = check_int(steps, "steps", 1, MAX_STEPS, "about 30 steps is the usual choice")
         if model.tryoff is None:
             raise ValueError(f"{NODE}: this model has no try-off DiT; load the embedded model with its "
                              f"tryoff.safetensors, or a try-off checkpoint")
         codec = bridge.ComfyVAECodec(vae) if vae is not None else model.codec
         bridge.check_codec_fit(codec, model.tryoff.cfg, vae is not None, NODE)
-        images = image_to_engine(person, "person")  # [B, 3, H, W]
+        images = image_to_engine(person, "person", MAX_SIDE)  # [B, 3, H, W]
         unit = codec.spatial_factor * model.tryoff.cfg.patch_size[1]
         h, w = images.shape[-2:]
         if h % unit or w % unit:
-            raise ValueError(f"{NODE}: the person image is {h}x{w}; width and height must be multiples of {unit} "
-                             f"for this model (resize or crop it first)")
-        set_progress = host.simple_progress(int(steps))
+            raise ValueError(f"person: the image is {h}x{w}; width and height must be multiples of {unit} for this "
+                             f"model (resize or crop it first)")
+        set_progress = host.simple_progress(steps)
         host.check_interrupt()
 
         def on_step(step: int, x0) -> None:  # progress, and cancel within one step
             set_progress(step + 1)
             host.check_interrupt()
 
-        garment = try_off(model.tryoff, codec, images, slot, int(seed), int(steps), on_step=on_step)
+        with reporting_oom(NODE, f"taking garments off {images.shape[0]} image(s) of {h}x{w}", TRYOFF_ADVICE):
+            garment = try_off(model.tryoff, codec, images, slot, seed, steps, on_step=on_step)
         return io.NodeOutput(engine_to_image(garment, host.output_device()))

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
+
 from comfy_api.latest import io
 
 from ..fashionchameleon.rescheduling import SwitchPolicy
 from ..fashionchameleon.stream import StreamSession
 
 __all__ = ["FC_MODEL", "FC_STREAM", "FCStream", "CATEGORY", "SLOTS", "POLICIES", "DEFAULT_POLICY",
-           "DEFAULT_FPS", "log", "require_model", "require_stream"]
+           "DEFAULT_FPS", "log", "require_model", "require_stream", "require_same_model", "check_slot"]
 
 log = logging.getLogger("fashionchameleon.nodes")
 
@@ -81,3 +83,42 @@ def require_stream(stream: object, node: str) -> FCStream:
         raise TypeError(f"{node}: 'stream' must be an FC_STREAM from 'FashionChameleon stream generate', got "
                         f"{type(stream).__name__}")
     return stream
+
+
+def check_slot(slot: str, slots: tuple[str, ...], name: str) -> str:
+    """`slot` if the stream has it; else an error that names the input `name` and the stream's slots."""
+    if slot not in slots:
+        raise ValueError(f"{name}: garment slot {slot!r} is not in this stream; its slots are {list(slots)}. A stream "
+                         f"started with one garment has 'full'; one started with 'garment_lower' too has 'upper' and "
+                         f"'lower'")
+    return slot
+
+
+def _describe(dit) -> str:
+    if dit is None:
+        return "no causal student DiT"
+    cfg = dit.cfg
+    return f"DiT {cfg.name!r}: {cfg.num_layers} layers x {cfg.dim}, {str(dit.dtype).replace('torch.', '')} on {dit.device}"
+
+
+def _same_weights(a, b) -> bool:
+    """Two DiTs with one config, dtype and device whose first and last weights are equal (e.g. one file loaded
+    twice); comparing a few tensors is enough to tell different checkpoints apart."""
+    if a.cfg != b.cfg or a.dtype != b.dtype or a.device != b.device:
+        return False
+    pa, pb = list(a.parameters()), list(b.parameters())
+    return len(pa) == len(pb) and all(torch.equal(x, y) for x, y in zip(pa[:1] + pa[-2:], pb[:1] + pb[-2:]))
+
+
+def require_same_model(stream: FCStream, model: object, node: str) -> None:
+    """A continued stream keeps the DiT it was started with; refuse a connected model whose DiT is another one."""
+    mine, connected = stream.session.model, getattr(model, "student", None)
+    if connected is mine or (connected is not None and _same_weights(mine, connected)):
+        return
+    theirs = _describe(connected)
+    if connected is not None and connected.cfg == mine.cfg:
+        theirs += ", the same architecture with other weights"
+    raise ValueError(f"{node}: model: this stream was started with another model (the stream's {_describe(mine)}; "
+                     f"the connected model's {theirs}). A stream keeps the model it was started with: connect the "
+                     f"'Load FashionChameleon model' node that started it, or start a new stream with this model "
+                     f"(connect 'reference' and 'garment' instead of 'stream')")

@@ -1,13 +1,15 @@
-"""Shared fixtures: micro models that run in milliseconds on a CPU."""
+"""Shared fixtures: micro models that run in milliseconds on a CPU, and the node layer on the ComfyUI stand-in."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fashionchameleon.codec import TinyCodec, TinyCodecConfig
+from fashionchameleon import codec as fc_codec
+from fashionchameleon import text as fc_text
+from fashionchameleon.codec import TinyCodec
 from fashionchameleon.config import ModelConfig
 from fashionchameleon.model import WanDiT
-from fashionchameleon.text import TinyPromptEncoder, TinyTextConfig
+from fashionchameleon.text import TinyPromptEncoder
 
 MICRO = ModelConfig(name="micro", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
                     text_dim=16, text_len=4, freq_dim=32)
@@ -22,6 +24,21 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def make_micro_codec(codec_module=fc_codec) -> TinyCodec:
+    """The micro codec (4 channels, 4x spatial, 2x temporal), from `codec_module` (the engine's, or the pack's copy)."""
+    torch.manual_seed(1)
+    return randomize(codec_module.TinyCodec(codec_module.TinyCodecConfig(latent_channels=4, spatial_factor=4,
+                                                                         temporal_factor=2, widths=(8, 8))),
+                     seed=1).eval()
+
+
+def make_micro_text(text_module=fc_text) -> TinyPromptEncoder:
+    """The micro prompt encoder (16 wide, 4 tokens), from `text_module`."""
+    torch.manual_seed(2)
+    return text_module.TinyPromptEncoder(text_module.TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1,
+                                                                    heads=2)).eval()
+
+
 @pytest.fixture
 def micro_model() -> WanDiT:
     torch.manual_seed(0)
@@ -30,12 +47,26 @@ def micro_model() -> WanDiT:
 
 @pytest.fixture
 def micro_codec() -> TinyCodec:
-    torch.manual_seed(1)
-    return randomize(TinyCodec(TinyCodecConfig(latent_channels=4, spatial_factor=4, temporal_factor=2,
-                                               widths=(8, 8))), seed=1).eval()
+    return make_micro_codec()
 
 
 @pytest.fixture
 def micro_text() -> TinyPromptEncoder:
-    torch.manual_seed(2)
-    return TinyPromptEncoder(TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1, heads=2)).eval()
+    return make_micro_text()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """The ComfyUI stand-in installed and the pack loaded as ComfyUI loads it (tests/node_harness.py)."""
+    from node_harness import pack_host
+
+    with pack_host(tmp_path_factory.mktemp("models")) as namespace:
+        yield namespace
+
+
+@pytest.fixture(scope="module")
+def model(host):
+    """A micro EmbeddedModel (student + try-off DiT), as 'Load FashionChameleon model' would output it."""
+    from node_harness import micro_model
+
+    return micro_model(host.E)
