@@ -21,13 +21,14 @@ import sys
 import threading
 import types
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["stub_modules", "load_pack", "pack_module_name"]
+__all__ = ["stub_modules", "load_pack", "pack_module_name", "hosted_pack"]
 
 
 # ----------------------------------------------------------------------------------- comfy_api.latest.io
@@ -374,3 +375,26 @@ def load_pack(root: Path, name: str | None = None) -> types.ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextmanager
+def hosted_pack(root: Path, models_dir: Path, monkeypatch, threads: int = 1):
+    """The stand-in ComfyUI modules in `sys.modules` and the pack at `root` loaded as ComfyUI loads it.
+
+    Yields `(stubs, module)`: the stand-in modules by name, and `module("nodes.x")` importing a pack
+    module. On exit the pack's modules are dropped and torch's thread count restored (tests run
+    with `threads` threads: the CPU is often shared with a training job).
+    """
+    name = pack_module_name(root)
+    stubs = stub_modules(models_dir)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for key, module in stubs.items():
+            monkeypatch.setitem(sys.modules, key, module)
+        load_pack(root, name)
+        yield stubs, lambda m: importlib.import_module(f"{name}.{m}")
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+        torch.set_num_threads(before)

@@ -5,15 +5,13 @@ stands in for the Wan VAEs; the pack is loaded against the ComfyUI stand-in (tes
 """
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from comfy_stubs import load_pack, pack_module_name, stub_modules
+from comfy_stubs import hosted_pack
 from fake_vae import FakeVAE, FakeWanVAE21, FakeWanVAE22, class_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,23 +23,12 @@ C, TEXT_DIM, TEXT_LEN = 6, 24, 5  # the micro "real-scale" DiT: not the embedded
 def host(tmp_path_factory):
     """Stand-in ComfyUI modules in sys.modules, the pack loaded through its __init__.py."""
     models = tmp_path_factory.mktemp("models")
-    stubs = stub_modules(models)
-    name = pack_module_name(ROOT)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CPU is shared with a training job
-    with pytest.MonkeyPatch.context() as mp:
-        for key, module in stubs.items():
-            mp.setitem(sys.modules, key, module)
-        load_pack(ROOT, name)
-        mod = lambda m: importlib.import_module(f"{name}.{m}")  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp, hosted_pack(ROOT, models, mp) as (stubs, mod):
         yield SimpleNamespace(models=models, mm=stubs["comfy.model_management"], bridge=mod("nodes.bridge"),
                               gen=mod("nodes.stream_generate"), tryoff=mod("nodes.try_off"),
                               load=mod("nodes.load_teacher"),
                               E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
                                                    ("model", "config", "codec", "text", "embedded", "checkpoint")}))
-    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-        del sys.modules[key]
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
