@@ -8,13 +8,10 @@ Shared by the node-level test files; the `host` and `model` fixtures in conftest
     micro_model(E)          a micro EmbeddedModel (student + try-off DiT), as the loader would output it
     img / run               an IMAGE batch; a node call as ComfyUI's executor makes it
     stream_state / same     everything a node could change in an FC_STREAM, and a bit-exact comparison
-
-Everything runs on one thread: the CPU is shared with training jobs.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +20,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from comfy_stubs import load_pack, pack_module_name, stub_modules
+from comfy_stubs import hosted_pack, pack_module_name
 from conftest import MICRO, make_micro_codec, make_micro_text, randomize
 
 __all__ = ["ROOT", "SIZE", "PER_CHUNK", "pack_host", "micro_parts", "micro_model", "img", "run", "stream_state",
@@ -45,25 +42,12 @@ ENGINE_MODULES = ("model", "config", "codec", "text", "embedded", "checkpoint", 
 @contextlib.contextmanager
 def pack_host(models: Path) -> Iterator[SimpleNamespace]:
     """Stand-in ComfyUI modules in sys.modules and the pack loaded through its __init__.py, for one block."""
-    stubs = stub_modules(models)
-    name = pack_module_name(ROOT)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for key, module in stubs.items():
-                mp.setitem(sys.modules, key, module)
-            pack = load_pack(ROOT, name)
-            mod = lambda m: importlib.import_module(f"{name}.{m}")  # noqa: E731
-            yield SimpleNamespace(
-                pack=pack, models=models, mm=stubs["comfy.model_management"], utils=stubs["comfy.utils"],
-                cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
-                **{key: mod(path) for key, path in NODE_MODULES.items()},
-                E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in ENGINE_MODULES}))
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
-        torch.set_num_threads(threads)
+    with pytest.MonkeyPatch.context() as mp, hosted_pack(ROOT, models, mp) as (stubs, mod):
+        yield SimpleNamespace(
+            pack=sys.modules[pack_module_name(ROOT)], models=models, mm=stubs["comfy.model_management"],
+            utils=stubs["comfy.utils"], cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
+            **{key: mod(path) for key, path in NODE_MODULES.items()},
+            E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in ENGINE_MODULES}))
 
 
 def micro_parts(E) -> tuple:
