@@ -53,7 +53,8 @@ def _check_layout(image: object, name: str) -> Tensor:
                          f"{list(image.shape)}{_shape_hint(image)}")
     if x.shape[-1] not in (1, 3, 4):
         raise ValueError(f"{name}: the image has {x.shape[-1]} channels (shape {list(image.shape)}); an IMAGE has 3 "
-                         f"(RGB), 4 (RGBA, composited over white) or 1 (grayscale, repeated to RGB){_shape_hint(image)}")
+                         f"(RGB), 4 (RGBA, composited over white) or 1 (grayscale, repeated to RGB)"
+                         f"{_shape_hint(image)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: the image batch is empty (0 images); connect a node that outputs at least one "
                          f"image (a filter or 'ImageFromBatch' upstream may have selected none)")
@@ -81,7 +82,8 @@ def _check_values(x: Tensor, name: str) -> None:
                          f"bf16); fix or replace that node")
     lo, hi = float(x.min()), float(x.max())
     if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
-        raise ValueError(f"{name}: pixel values range from {lo:.4g} to {hi:.4g}, far outside 0..1; {_range_hint(lo, hi)}")
+        raise ValueError(f"{name}: pixel values range from {lo:.4g} to {hi:.4g}, far outside 0..1; "
+                         f"{_range_hint(lo, hi)}")
     if lo < 0.0 or hi > 1.0:
         log.warning("%s: pixel values %.4g..%.4g are slightly outside 0..1 (resampling overshoot); clamped", name,
                     lo, hi)

@@ -124,7 +124,8 @@ class StreamGenerate(io.ComfyNode):
             progress = host.StreamProgress(session.codec, host.chunks_for(session, frames), len(session.config.steps))
             device = host.output_device()
             # each chunk's frames leave the model's device as soon as they are made: [T_chunk, H, W, 3]
-            chunks = [video_to_image(c.frames, device) for c in session.generate(frames, progress, host.check_interrupt)]
+            chunks = [video_to_image(c.frames, device)
+                      for c in session.generate(frames, progress, host.check_interrupt)]
         progress.finish()
         return io.NodeOutput(torch.cat(chunks, dim=0), out, float(out.fps))
 

@@ -98,7 +98,8 @@ def _describe(dit) -> str:
     if dit is None:
         return "no causal student DiT"
     cfg = dit.cfg
-    return f"DiT {cfg.name!r}: {cfg.num_layers} layers x {cfg.dim}, {str(dit.dtype).replace('torch.', '')} on {dit.device}"
+    dtype = str(dit.dtype).replace("torch.", "")
+    return f"DiT {cfg.name!r}: {cfg.num_layers} layers x {cfg.dim}, {dtype} on {dit.device}"
 
 
 def _same_weights(a, b) -> bool:

@@ -238,8 +238,8 @@ CASES = [
     Case("tryoff-seed-negative", tryoff(seed=-1), ValueError, "seed: must be from 0", "widget's range"),
     Case("tryoff-steps-zero", tryoff(steps=0), ValueError, "steps: must be from 1 to 200, got 0", "about 30 steps"),
     # switch schedule
-    Case("switch-frames-negative", validate(switch_frames="-6"), ValueError, "switch_frames: switch frames must be >= 0",
-         "counted from this node's first frame"),
+    Case("switch-frames-negative", validate(switch_frames="-6"), ValueError,
+         "switch_frames: switch frames must be >= 0", "counted from this node's first frame"),
     Case("switch-frames-unsorted", validate(switch_frames="12, 6"), ValueError, "switch_frames: switch frames must be "
          "in ascending order", "earliest first"),
     Case("switch-frames-not-numbers", validate(switch_frames="6, soon"), ValueError, "switch_frames: switch frames "
@@ -325,7 +325,8 @@ CASES = [
          "out of memory while generating 6 frames (OutOfMemoryError: CUDA out of memory", "dtype 'bf16' or 'fp16'"),
     # VAE and CONDITIONING that do not fit the model
     Case("vae-channels", gen(vae=FakeVAE(latent_channels=6)), ValueError,
-         "the connected VAE makes 6-channel latents, but this DiT takes 4-channel", "connect a video VAE with 4 latent"),
+         "the connected VAE makes 6-channel latents, but this DiT takes 4-channel",
+         "connect a video VAE with 4 latent"),
     Case("vae-is-an-image-vae", gen(vae=SimpleNamespace(first_stage_model=object(), latent_dim=2)), ValueError,
          "the 'vae' input must be a video VAE", "the Wan 2.1 or Wan 2.2 VAE"),
     Case("conditioning-width", gen(conditioning=[[torch.zeros(1, 3, 24), {}]]), ValueError,

@@ -113,7 +113,8 @@ def test_an_error_inside_any_dit_call_passes_through_and_leaves_the_stream_usabl
             if i == k:
                 raise RuntimeError(f"simulated fault in DiT call {k}")
 
-        with before_forward(model.student, fail), pytest.raises(RuntimeError, match=f"^simulated fault in DiT call {k}$"):
+        with before_forward(model.student, fail), \
+                pytest.raises(RuntimeError, match=f"^simulated fault in DiT call {k}$"):
             continue_stream(host, model, pending.stream)
         assert_intact_and_rerun_equal(host, model, pending, before)
 

@@ -7,7 +7,6 @@ randomly initialised micro EmbeddedModel injected where 'Load FashionChameleon m
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -16,81 +15,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from comfy_stubs import load_pack, pack_module_name, stub_modules
+from conftest import randomize
+from node_harness import PER_CHUNK, SIZE, img, micro_parts, run, same
+from node_harness import stream_state as state
 
-ROOT = Path(__file__).resolve().parent.parent
-SIZE = 16  # micro codec 4x spatial x patch 2 -> 8 px unit; 2x temporal x 3-frame chunks -> 6 frames per chunk
-PER_CHUNK = 6
 NODE_IDS = {"FashionChameleonLoadTeacher", "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment",
             "FashionChameleonKVRefresh", "FashionChameleonTryOff", "FashionChameleonLoadSample"}
 
-
-# ----------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    """Stand-in ComfyUI modules in sys.modules, and the pack loaded through its __init__.py."""
-    models = tmp_path_factory.mktemp("models")
-    stubs = stub_modules(models)
-    name = pack_module_name(ROOT)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CPU is shared with a training job
-    with pytest.MonkeyPatch.context() as mp:
-        for key, module in stubs.items():
-            mp.setitem(sys.modules, key, module)
-        pack = load_pack(ROOT, name)
-        mod = lambda m: importlib.import_module(f"{name}.{m}")  # noqa: E731
-        yield SimpleNamespace(
-            pack=pack, models=models, mm=stubs["comfy.model_management"], utils=stubs["comfy.utils"],
-            cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
-            ext=mod("nodes.extension"), types=mod("nodes.types"), convert=mod("nodes.convert"),
-            folders=mod("nodes.folders"), load=mod("nodes.load_teacher"), gen=mod("nodes.stream_generate"),
-            swap=mod("nodes.swap_garment"), kv=mod("nodes.kv_refresh"), tryoff=mod("nodes.try_off"),
-            E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
-                                 ("model", "config", "codec", "text", "embedded", "checkpoint", "rescheduling",
-                                  "stream")}))
-    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-        del sys.modules[key]
-    torch.set_num_threads(threads)
+# The `host` (the pack loaded on the ComfyUI stand-in) and `model` (a micro EmbeddedModel) fixtures are in
+# conftest.py; tests/node_harness.py builds them.
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model.eval()
-
-
-def _parts(E):
-    cfg = E.config.ModelConfig(name="micro", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
-                               text_dim=16, text_len=4, freq_dim=32)
-    codec = _randomize(E.codec.TinyCodec(E.codec.TinyCodecConfig(latent_channels=4, spatial_factor=4,
-                                                                 temporal_factor=2, widths=(8, 8))), 1)
-    torch.manual_seed(2)
-    text = E.text.TinyPromptEncoder(E.text.TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1,
-                                                          heads=2)).eval()
-    return cfg, codec, text
-
-
-@pytest.fixture(scope="module")
-def model(host):
-    """A micro EmbeddedModel (student + try-off DiT), as 'Load FashionChameleon model' would output it."""
-    E = host.E
-    cfg, codec, text = _parts(E)
-    return E.embedded.EmbeddedModel(
-        codec, text, student=_randomize(E.model.WanDiT(cfg), 0), tryoff=_randomize(E.model.WanDiT(cfg), 3),
-        stream_config=E.config.StreamConfig(sink_frames=3, window_frames=6))
-
-
-def run(node, **inputs):
-    """Call a node as ComfyUI's executor does (inference mode); return its outputs."""
-    with torch.inference_mode():
-        return node.execute(**inputs).args
-
-
-def img(seed: int, batch: int = 1, h: int = SIZE, w: int = SIZE, c: int = 3) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, h, w, c, generator=g)  # IMAGE [B, H, W, C] in 0..1
+    return randomize(model, seed).eval()
 
 
 def start(host, model, frames=2 * PER_CHUNK, seed=5, garment=None, **extra):
@@ -101,25 +38,6 @@ def start(host, model, frames=2 * PER_CHUNK, seed=5, garment=None, **extra):
 
 def cont(host, model, stream, frames=2 * PER_CHUNK, **extra):
     return run(host.gen.StreamGenerate, model=model, stream=stream, prompt="ignored", frames=frames, seed=99, **extra)
-
-
-def state(stream) -> list:
-    """Everything a node could change in an FC_STREAM, as plain data."""
-    s, f = stream.session, stream.session._f
-    pending = [(e.slot, e.frame, e.policy, None if e.garment is None else e.garment.clone()) for e in f.pending]
-    return [s.cache.k.clone(), s.cache.v.clone(), s.cache.state_dict(), f.chunk_index, f.frames_generated, pending,
-            None if f.recent is None else f.recent.clone(), f.references.clone(),
-            {k: v.clone() for k, v in f.garments.items()}, f.segment_start, stream.fps]
-
-
-def same(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
 
 
 # ----------------------------------------------------------------------------------- registration and schemas
@@ -208,7 +126,7 @@ def test_the_model_combo_lists_the_bundled_model_first_then_safetensors_files(ho
 def weights(host, tmp_path, monkeypatch):
     """A weights folder holding a micro codec, prompt encoder and student, as the pack will ship them."""
     E = host.E
-    cfg, codec, text = _parts(E)
+    cfg, codec, text = micro_parts(E)
     save = E.checkpoint.save_checkpoint
     save(tmp_path / "codec.safetensors", codec.state_dict(), "codec", codec.config)
     save(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
@@ -253,7 +171,7 @@ def test_load_teacher_errors_name_the_folders_and_the_stage_found(host, weights)
     with pytest.raises(FileNotFoundError) as missing:
         run(load, model="fashionchameleon/nope.safetensors", dtype="auto", device="auto")
     assert "nope.safetensors" in str(missing.value) and str(host.models / "fashionchameleon") in str(missing.value)
-    _, codec, _ = _parts(host.E)
+    _, codec, _ = micro_parts(host.E)
     weights.save(host.models / "fashionchameleon" / "codec_by_mistake.safetensors", codec.state_dict(), "codec",
                  codec.config)
     with pytest.raises(ValueError) as wrong:
