@@ -9,7 +9,9 @@
     load_sample.py      FashionChameleon sample image       -> IMAGE (a bundled sample from workflows/samples)
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
-    folders.py          model folders; parse.py: the text widgets
+    checks.py           input checks (images, whole-number widgets): errors name the input and the fix
+    memory.py           out-of-memory errors re-raised with the settings that help
+    folders.py          model folders (paths kept inside them); parse.py: the text widgets
     bridge.py           ComfyUI VAE / CONDITIONING -> the engine's codec / prompt encoder (real-scale DiTs)
 
 This is the only code that imports ComfyUI; the engine (`fashionchameleon/`) never does.

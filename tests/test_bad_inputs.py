@@ -70,6 +70,8 @@ def _bad_files(folder: Path, student: dict, cfg, save) -> dict[str, Path]:
     torch.save({"generator": student}, out["zip_pickle"])
     out["model_pt"] = folder / "model.pt"
     torch.save(student, out["model_pt"])
+    out["model_ckpt"] = folder / "model.ckpt"  # the legacy (non-zip) torch.save format
+    torch.save(student, out["model_ckpt"], _use_new_zipfile_serialization=False)
     out["lie"] = save(folder / "lie.safetensors", student, "student", cfg.replace(dim=64, num_layers=3))
     out["tryoff_stage"] = save(folder / "tryoff_stage.safetensors", student, "tryoff", cfg)
     out["good"] = good
@@ -303,7 +305,9 @@ CASES = [
          "writes)", "safetensors.torch.save_file"),
     Case("file-legacy-pickle", load_file("legacy_pickle.safetensors"), ValueError, "a Python pickle (protocol 2",
          "never loads them"),
-    Case("file-pt-pickle", load_file("model.pt"), ValueError, "a zip archive", "never loads them"),
+    Case("file-pt-pickle", load_file("model.pt"), ValueError, "model.pt: this is a zip archive", "never loads them"),
+    Case("file-ckpt-pickle", load_file("model.ckpt"), ValueError, "model.ckpt: this is a Python pickle",
+         "can run arbitrary code when loaded"),
     Case("file-config-disagrees", load_file("lie.safetensors"), ValueError, "the config in the metadata disagrees with "
          "the tensors", "re-save it with the right config"),
     Case("file-missing", load_file("absent.safetensors"), FileNotFoundError, "'absent.safetensors' was not found",
