@@ -24,6 +24,7 @@ class LatentBatch:
     slots: tuple[str, ...] = ("full",)
     reference_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (view 0), for rewards
     garment_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (first slot), for rewards
+    foreground: torch.Tensor | None = None  # [B, 1, F, h, w] in [0, 1]: person cover per latent cell, or None
 
     @property
     def conditions(self) -> torch.Tensor:
@@ -32,7 +33,8 @@ class LatentBatch:
     def to(self, device: torch.device | str) -> "LatentBatch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),
-                           self.slots, move(self.reference_images), move(self.garment_images))
+                           self.slots, move(self.reference_images), move(self.garment_images),
+                           move(self.foreground))
 
 
 LatentBatchFn = Callable[[int], LatentBatch]  # step -> batch (deterministic per step and rank)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..codec import LatentCodec
 from ..config import JsonConfig
@@ -17,7 +18,8 @@ from ..seeding import generator_for, mix_seed
 from .batch import LatentBatch
 from .tryoff_stage import CanvasBatch
 
-__all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches"]
+__all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches",
+           "latent_cover"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,22 @@ def _encode_images(codec: LatentCodec, images: list[torch.Tensor]) -> torch.Tens
     return codec.encode_image(torch.stack(images)).float()
 
 
+def latent_cover(masks: torch.Tensor, codec: LatentCodec) -> torch.Tensor:
+    """Pixel masks `[B, T, H, W]` -> the share of each latent cell they cover `[B, 1, F, h, w]`.
+
+    A latent frame covers the union of its pixel frames (the person anywhere in its time span);
+    spatially the cover is the mean over each `s x s` cell. Follows the codec's temporal layout.
+    """
+    b, t, h, w = masks.shape
+    f, s, tf = codec.latent_frames(t), codec.spatial_factor, codec.temporal_factor
+    head = 1 if codec.causal_first_frame else 0  # a causal codec's latent frame 0 is pixel frame 0 alone
+    m = masks.float()
+    groups = [m[:, :head].amax(1, keepdim=True)] if head else []
+    rest = m[:, head:head + tf * (f - head)].reshape(b, f - head, tf, h, w).amax(2)  # [B, F - head, H, W]
+    cover = torch.cat([*groups, rest], dim=1)  # [B, F, H, W]
+    return F.avg_pool2d(cover, s)[:, None]  # [B, 1, F, h, w]
+
+
 def _frames_first(sample) -> torch.Tensor:
     return sample.video.transpose(0, 1)  # [T, 3, H, W] -> [3, T, H, W]
 
@@ -109,9 +127,11 @@ class ClipBatches:
         refs = torch.cat([enc([s.references[min(v, len(s.references) - 1)] for s in samples])
                           for v in range(views)], dim=2)
         garments = torch.cat([enc([s.garments[n] for s in samples]) for n in names], dim=2)
+        person = [(getattr(s, "masks", None) or {}).get("person") for s in samples]  # world clips have masks; user clips not
+        cover = None if any(m is None for m in person) else latent_cover(torch.stack(person), codec)
         return LatentBatch(video, refs, garments, [s.prompt for s in samples], names,
                            torch.stack([s.references[0] for s in samples]),
-                           torch.stack([s.garments[names[0]] for s in samples]))
+                           torch.stack([s.garments[names[0]] for s in samples]), cover)
 
     @torch.no_grad()
     def canvas(self, step: int, codec: LatentCodec) -> CanvasBatch:

@@ -16,7 +16,7 @@ from ..attention import teacher_forcing_mask
 from ..model import FullSequence
 from ..schedule import training_weight
 from .batch import LatentBatch
-from .dit_stage import DiTStage, drop_prompts, sample_timesteps
+from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
 __all__ = ["ForcingStage"]
 
@@ -44,5 +44,6 @@ class ForcingStage(DiTStage):
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
         out = self.model(x, t_frames, context, list(range(n + f)) * 2, FullSequence(mask, tokens))
         v = out[:, :, 2 * n + f:].float()  # the noisy video half
-        per_frame = F.mse_loss(v, self.schedule.velocity_target(video, noise), reduction="none").mean((1, 3, 4))
+        err = F.mse_loss(v, self.schedule.velocity_target(video, noise), reduction="none")
+        per_frame = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 3, 4))  # [B, F]
         return (per_frame * training_weight(t)).mean()  # [B, F] weighted per frame

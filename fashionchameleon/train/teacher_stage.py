@@ -2,7 +2,7 @@
 
 Per step: clean condition latents (reference view(s), garment slot(s)) at t = 0 before the
 noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted by
-the bell-shaped timestep weight; the prompt is dropped to "" with probability `text_dropout`
+the bell-shaped timestep weight (and per latent cell by the person's cover, `foreground_weight`); the prompt is dropped to "" with probability `text_dropout`
 so the teacher supports text CFG. Conditions are never dropped (paper §2.1).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..schedule import training_weight
 from .batch import LatentBatch
-from .dit_stage import DiTStage, drop_prompts, sample_timesteps
+from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
 __all__ = ["TeacherStage"]
 
@@ -31,5 +31,6 @@ class TeacherStage(DiTStage):
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
         t_frames = torch.cat([torch.zeros(b, n, device=self.device), t[:, None].expand(b, f)], dim=1)
         v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)))[:, :, n:].float()
-        per_clip = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none").mean((1, 2, 3, 4))
+        err = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none")
+        per_clip = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 2, 3, 4))
         return (per_clip * training_weight(t)).mean()
