@@ -6,6 +6,7 @@ import torch
 from fashionchameleon.checkpoint import load_checkpoint
 from fashionchameleon.train.codec_stage import CodecStage, CodecStageConfig
 from fashionchameleon.train.runner import RunConfig, read_log, run_stage
+from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state
 
 MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 4, "temporal_factor": 2, "widths": [8, 16]}
 
@@ -55,3 +56,25 @@ def test_time_limit_stops_early_and_saves(tmp_path):
     state = load_checkpoint(tmp_path / "state.safetensors", expect_stage="training")
     assert int(state.metadata["step"]) == 1
     assert not (tmp_path / "codec.safetensors").exists()  # not finished: nothing exported yet
+
+
+def test_a_compact_state_resumes_with_fresh_optimizers_and_a_new_warm_up(tmp_path):
+    first = _stage()
+    run_stage(first, RunConfig(steps=6, warmup=2, save_every=1000), tmp_path / "run", first.cfg)
+    full = tmp_path / "run" / "state.safetensors"
+    small = compact_state(full, tmp_path / "small" / "state.safetensors")
+    assert small.stat().st_size < 0.5 * full.stat().st_size
+    ckpt = load_checkpoint(small, expect_stage="training")
+    assert ckpt.metadata["step"] == "6" and not any(k.startswith("optim.") for k in ckpt.tensors)
+    probe = _stage()
+    step, extra = load_state(small, probe.modules(), probe.optimizers())
+    assert step == 6 and extra[OPTIMIZER_RESET] and not probe.opt.state  # fresh Adam moments
+    for (name, a), (_, b) in zip(first.codec.named_parameters(), probe.codec.named_parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name  # the weights, rounded to fp16
+    resumed = _stage()
+    lrs = []
+    inner = resumed.train_step
+    resumed.train_step = lambda s: lrs.append(resumed.opt.param_groups[0]["lr"]) or inner(s)
+    run_stage(resumed, RunConfig(steps=9, warmup=2, save_every=1000), tmp_path / "small", resumed.cfg)
+    base = resumed.opt.param_groups[0]["base_lr"]
+    assert lrs == [base / 2, base, base]  # the warm-up restarts at the resumed step

@@ -28,7 +28,8 @@ from .dit_stage import DiffusionStageConfig
 from .dmd_stage import DMDStage, DMDStageConfig
 from .forcing_stage import ForcingStage
 from .reward import GarmentFidelityReward
-from .runner import RunConfig, run_stage
+from .runner import STATE_FILE, RunConfig, run_stage
+from .state import compact_state
 from .teacher_stage import TeacherStage
 from .tryoff_stage import TryOffStage
 
@@ -90,6 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, help="stop (and save for resuming) after this many seconds")
     p.add_argument("--fresh", action="store_true", help="ignore an existing state.safetensors in --out")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--compact", metavar="DIR", help="instead of training: write a small copy of --out's state "
+                   "(fp16 weights, no optimizer moments) to DIR, to commit between sessions; resume there with "
+                   "--out DIR")
     p.set_defaults(fn=main)
 
 
@@ -97,6 +101,10 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compact:
+        out = compact_state(Path(args.out) / STATE_FILE, Path(args.compact) / STATE_FILE)
+        log.info("wrote %s (%.1f MiB)", out, out.stat().st_size / 2**20)
+        return 0
     spec = TrainFile.read(args.config or CONFIG_DIR / f"{args.stage}.json")
     run = spec.run
     if args.steps is not None:

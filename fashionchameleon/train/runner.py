@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .distributed import DistInfo
-from .state import load_state, save_state
+from .state import OPTIMIZER_RESET, load_state, save_state
 
 __all__ = ["Stage", "RunConfig", "run_stage", "read_log"]
 
@@ -64,11 +64,14 @@ def run_stage(stage: Stage, run: RunConfig, out_dir: str | Path, config: Any, in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
-    step, elapsed = 0, 0.0
+    step, elapsed, warm_from = 0, 0.0, 0
     if resume and state_path.exists():
         step, extra = load_state(state_path, stage.modules(), stage.optimizers(), device)
         elapsed = float(extra.get("wall_s", 0.0))
-        log.info("resumed %s at step %d from %s", stage.name, step, state_path)
+        if extra.get(OPTIMIZER_RESET):  # a compact state: fresh optimizer moments, so warm up again
+            warm_from = step
+        log.info("resumed %s at step %d from %s%s", stage.name, step, state_path,
+                 " (optimizers restarted, learning rate warms up again)" if warm_from else "")
     start, row, window = time.perf_counter(), {}, []
 
     def save() -> None:
@@ -77,7 +80,7 @@ def run_stage(stage: Stage, run: RunConfig, out_dir: str | Path, config: Any, in
                        {"wall_s": elapsed + time.perf_counter() - start, "stage": stage.name})
 
     while step < run.steps:
-        _set_lr(stage.optimizers(), step, run.warmup)
+        _set_lr(stage.optimizers(), step - warm_from, run.warmup)
         window.append(stage.train_step(step))
         step += 1
         if step % run.log_every == 0 or step == run.steps:

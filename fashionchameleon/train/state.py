@@ -3,6 +3,11 @@
 Optimizer state dicts are flattened: tensors become `optim.<name>.<param id>.<key>` entries and
 everything else (param groups, scalar state such as Adam's `step` when it is a number) goes into
 JSON metadata. The file is overwritten in place, atomically, so a run keeps one small checkpoint.
+
+`compact_state` writes a copy small enough to commit between sessions: module weights in fp16,
+no optimizer moments (a 9 M-parameter DiT: ~18 MB instead of ~108 MB). Resuming from it restores
+the weights, the step and the RNG, starts the optimizers afresh and tells the runner to warm the
+learning rate up again (`extra[OPTIMIZER_RESET]`).
 """
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from .distributed import unwrap
 
-__all__ = ["save_state", "load_state"]
+__all__ = ["save_state", "load_state", "compact_state", "OPTIMIZER_RESET"]
+
+OPTIMIZER_RESET = "optimizer_reset"  # key in load_state's `extra`: the file had no optimizer moments
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -68,7 +75,23 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
         sd = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
         unwrap(module).load_state_dict(sd, strict=True)
     optim_meta = json.loads(ckpt.metadata["optimizers"])
+    extra = json.loads(ckpt.metadata["extra"])
     for name, opt in optimizers.items():
-        _restore_optimizer(name, opt, {k: v.to(device) for k, v in ckpt.tensors.items()}, optim_meta[name])
+        if name in optim_meta:
+            _restore_optimizer(name, opt, {k: v.to(device) for k, v in ckpt.tensors.items()}, optim_meta[name])
+        else:
+            extra[OPTIMIZER_RESET] = True
     torch.set_rng_state(ckpt.tensors["rng.torch"])
-    return int(ckpt.metadata["step"]), json.loads(ckpt.metadata["extra"])
+    return int(ckpt.metadata["step"]), extra
+
+
+def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a training state without optimizer moments, module weights cast to `dtype` (see module doc)."""
+    ckpt = load_checkpoint(src, expect_stage="training")
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.tensors.items()
+               if k.startswith("module.")}
+    tensors["rng.torch"] = ckpt.tensors["rng.torch"]
+    extra = json.loads(ckpt.metadata["extra"])
+    extra["compacted_from"] = Path(src).name
+    info = {"step": ckpt.metadata["step"], "optimizers": json.dumps({}), "extra": json.dumps(extra)}
+    return save_checkpoint(dst, tensors, "training", ckpt.config, extra=info)
