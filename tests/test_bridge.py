@@ -5,30 +5,15 @@ stands in for the Wan VAEs; the pack is loaded against the ComfyUI stand-in (tes
 """
 from __future__ import annotations
 
-from pathlib import Path
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from comfy_stubs import hosted_pack
+from conftest import randomize
 from fake_vae import FakeVAE, FakeWanVAE21, FakeWanVAE22, class_path
+from node_harness import SIZE, img, micro_parts, run
 
-ROOT = Path(__file__).resolve().parent.parent
-SIZE = 16  # fake VAE 4x spatial x DiT patch 2 -> 8 px unit
+# SIZE: the fake VAE's 4x spatial x DiT patch 2 -> 8 px unit, as the micro codec's
 C, TEXT_DIM, TEXT_LEN = 6, 24, 5  # the micro "real-scale" DiT: not the embedded codec's 4 channels / 16-wide text
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    """Stand-in ComfyUI modules in sys.modules, the pack loaded through its __init__.py."""
-    models = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as mp, hosted_pack(ROOT, models, mp) as (stubs, mod):
-        yield SimpleNamespace(models=models, mm=stubs["comfy.model_management"], bridge=mod("nodes.bridge"),
-                              gen=mod("nodes.stream_generate"), tryoff=mod("nodes.try_off"),
-                              load=mod("nodes.load_teacher"),
-                              E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in
-                                                   ("model", "config", "codec", "text", "embedded", "checkpoint")}))
 
 
 @pytest.fixture
@@ -37,14 +22,6 @@ def known(host, monkeypatch):
     b = host.bridge
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE21), b.DecoderSpec(patch=1, first_chunk_flag=False))
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE22), b.DecoderSpec(patch=2, first_chunk_flag=True))
-
-
-def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model.eval()
 
 
 def _latents(seed: int, frames: int, c: int = C, hw: int = 4, batch: int = 1) -> torch.Tensor:
@@ -184,44 +161,25 @@ def test_conditioning_becomes_the_context_and_the_empty_prompt_the_negative(host
 
 
 # ----------------------------------------------------------------------------------- the nodes
-def _embedded_parts(E):
-    """The micro embedded codec (4 channels) and prompt encoder (16 wide)."""
-    codec = _randomize(E.codec.TinyCodec(E.codec.TinyCodecConfig(latent_channels=4, spatial_factor=4,
-                                                                 temporal_factor=2, widths=(8, 8))), 1)
-    torch.manual_seed(2)
-    text = E.text.TinyPromptEncoder(E.text.TinyTextConfig(text_dim=16, text_len=4, width=16, layers=1,
-                                                          heads=2)).eval()
-    return codec, text
-
-
 def _wan_dit(E, seed: int, text_len: int = TEXT_LEN):
     """A micro Wan-layout DiT that fits neither embedded part (6 channels, 24-wide text)."""
     cfg = E.config.ModelConfig(name="micro-wan", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=C, out_dim=C,
                                text_dim=TEXT_DIM, text_len=text_len, freq_dim=32)
-    return _randomize(E.model.WanDiT(cfg), seed)
+    return randomize(E.model.WanDiT(cfg), seed).eval()
 
 
 @pytest.fixture(scope="module")
 def wan_model(host):
     """An FC_MODEL whose student and try-off DiTs are micro Wan-layout DiTs."""
     E = host.E
-    codec, text = _embedded_parts(E)
+    _, codec, text = micro_parts(E)  # the micro embedded codec (4 channels) and prompt encoder (16 wide)
     return E.embedded.EmbeddedModel(codec, text, student=_wan_dit(E, 0),
                                     tryoff=_wan_dit(E, 3),
                                     stream_config=E.config.StreamConfig(sink_frames=3, window_frames=6))
 
 
-def _img(seed: int, batch: int = 1) -> torch.Tensor:
-    return torch.rand(batch, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(seed))  # IMAGE 0..1
-
-
-def _run(node, **inputs):
-    with torch.inference_mode():
-        return node.execute(**inputs).args
-
-
 def _generate(host, model, frames, **extra):
-    return _run(host.gen.StreamGenerate, model=model, reference=_img(1), garment=_img(2), prompt="a person walks",
+    return run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2), prompt="a person walks",
                 frames=frames, seed=5, **extra)
 
 
@@ -250,18 +208,18 @@ def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_condition
         whole, _ = session.codec.decode(torch.cat([c.latents for c in chunks], dim=2))
     assert (torch.cat([c.frames for c in chunks], dim=2) - whole).abs().max() < 1e-5
     # a continuation carries the decoder cache on: it equals one longer run
-    more, _, _ = _run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0)
+    more, _, _ = run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0)
     longer, _, _ = _generate(host, wan_model, 33, vae=vae, conditioning=cond)
     assert torch.allclose(torch.cat([frames, more]), longer, atol=1e-5) and stream.frames_generated == 21
     with pytest.raises(ValueError, match=r"\['vae', 'conditioning'\] are only used to start a stream"):
-        _run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0, vae=vae,
+        run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0, vae=vae,
              conditioning=cond)
 
 
 def test_a_switch_restarts_the_decode_segment_and_rebuilds_the_reference_through_the_vae(host, known, wan_model):
     vae = FakeVAE(latent_channels=C, seed=13)
     cond = [[torch.randn(1, 2, TEXT_DIM, generator=torch.Generator().manual_seed(14)), {}]]
-    frames, stream, _ = _generate(host, wan_model, 18, vae=vae, conditioning=cond, schedule_garments=_img(3),
+    frames, stream, _ = _generate(host, wan_model, 18, vae=vae, conditioning=cond, schedule_garments=img(3),
                                   switch_frames="9")
     # chunk 1: 9 frames; the full switch withdraws history, so chunk 2 starts a new segment: 9 frames again
     assert frames.shape[0] == 18 and stream.frames_generated == 18
@@ -271,8 +229,8 @@ def test_a_switch_restarts_the_decode_segment_and_rebuilds_the_reference_through
 def test_try_off_takes_a_comfy_vae_for_a_wan_layout_dit(host, known, wan_model):
     vae = FakeVAE(latent_channels=C, seed=15)
     with pytest.raises(ValueError, match=r"takes 6-channel latents, but the model's built-in codec makes 4"):
-        _run(host.tryoff.TryOff, model=wan_model, person=_img(4), slot="full", seed=0, steps=2)
-    (garment,) = _run(host.tryoff.TryOff, model=wan_model, person=_img(4, batch=2), slot="upper", seed=0, steps=2,
+        run(host.tryoff.TryOff, model=wan_model, person=img(4), slot="full", seed=0, steps=2)
+    (garment,) = run(host.tryoff.TryOff, model=wan_model, person=img(4, batch=2), slot="upper", seed=0, steps=2,
                       vae=vae)
     assert garment.shape == (2, SIZE, SIZE, 3) and 0 <= garment.min() and garment.max() <= 1
 
@@ -282,7 +240,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
     from safetensors.torch import save_file
 
     E = host.E
-    codec, text = _embedded_parts(E)
+    _, codec, text = micro_parts(E)  # the micro embedded codec (4 channels) and prompt encoder (16 wide)
     E.checkpoint.save_checkpoint(tmp_path / "codec.safetensors", codec.state_dict(), "codec", codec.config)
     E.checkpoint.save_checkpoint(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
     monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", tmp_path)
@@ -291,7 +249,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
     dit = _wan_dit(E, 4)  # saved as ComfyUI saves a diffusion model: key prefix, no FashionChameleon metadata
     save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in dit.state_dict().items()},
               str(folder / "wan_micro.safetensors"))
-    (model,) = _run(host.load.LoadTeacher, model="diffusion_models/wan_micro.safetensors", dtype="fp32", device="cpu")
+    (model,) = run(host.load.LoadTeacher, model="diffusion_models/wan_micro.safetensors", dtype="fp32", device="cpu")
     assert model.student.cfg.in_dim == C and model.student.cfg.text_dim == TEXT_DIM
     cond = [[torch.randn(1, 3, TEXT_DIM, generator=torch.Generator().manual_seed(16)), {}]]
     frames, stream, _ = _generate(host, model, 9, vae=FakeVAE(latent_channels=C, seed=17), conditioning=cond)
