@@ -13,7 +13,12 @@ from typing import Mapping
 
 import torch
 
-__all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError"]
+__all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError",
+           "DTYPE_NAMES"]
+
+
+# The dtype names every command line and widget of the pack accepts.
+DTYPE_NAMES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ConfigError(ValueError):

@@ -13,10 +13,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import DTYPE_NAMES
 
-__all__ = ["ship", "add_parser", "SHIP_DTYPES"]
-
-SHIP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+__all__ = ["ship", "add_parser"]
 
 
 def ship(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16, note: str = "") -> Path:
@@ -40,13 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ship", help="copy a trained checkpoint into weights/ at shipping precision")
     p.add_argument("src", help="a checkpoint written by `train` (e.g. runs/teacher/teacher.safetensors)")
     p.add_argument("dst", help="where to write it (e.g. weights/teacher.safetensors)")
-    p.add_argument("--dtype", default="fp16", choices=tuple(SHIP_DTYPES))
+    p.add_argument("--dtype", default="fp16", choices=tuple(DTYPE_NAMES))
     p.add_argument("--note", default="", help="free text stored in the metadata (e.g. the training command)")
     p.set_defaults(fn=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    out = ship(args.src, args.dst, SHIP_DTYPES[args.dtype], args.note)
+    out = ship(args.src, args.dst, DTYPE_NAMES[args.dtype], args.note)
     print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB ({args.dtype})")
     return 0
 

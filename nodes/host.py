@@ -13,6 +13,7 @@ import torch
 import comfy.model_management as mm
 import comfy.utils
 
+from ..fashionchameleon.config import DTYPE_NAMES
 from ..fashionchameleon.sampler import StepInfo
 from .convert import preview_image
 
@@ -21,7 +22,6 @@ __all__ = ["DTYPES", "DEVICES", "pick_device", "pick_dtype", "output_device", "f
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu")
-_NAMED = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def pick_device(choice: str) -> torch.device:
@@ -35,8 +35,8 @@ def pick_device(choice: str) -> torch.device:
 
 def pick_dtype(choice: str, device: torch.device) -> torch.dtype:
     """A named dtype, or for "auto" what ComfyUI picks for a diffusion model on `device` (bf16 or fp32)."""
-    if choice in _NAMED:
-        return _NAMED[choice]
+    if choice in DTYPE_NAMES:
+        return DTYPE_NAMES[choice]
     if choice != "auto":
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {choice!r}")
     # fp16 is left out of "auto": the embedded model is trained in fp32 and checked in bf16 only.

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError
+from ..config import DTYPE_NAMES, ConfigError
 from ..embedded import WEIGHTS_DIR
 
 __all__ = ["BenchConfig", "DTYPES", "DEFAULT_SIZES", "parse_size"]
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = DTYPE_NAMES  # the names --dtype accepts
 
 # The resolution each preset is normally run at (H, W): the embedded model's training size, the
 # paper's 704x1280 for Wan2.2-TI2V-5B, Self-Forcing's 480x832 for Wan2.1-1.3B.
