@@ -22,13 +22,15 @@ import numbers
 import torch
 from torch import Tensor
 
+from ..fashionchameleon.seeding import MASK64
+
 __all__ = ["RANGE_TOLERANCE", "MAX_SIDE", "MAX_SEED", "check_image", "check_int"]
 
 log = logging.getLogger("fashionchameleon.nodes")
 
 RANGE_TOLERANCE = 0.25  # how far outside 0..1 pixel values may be and still be clamped (bicubic overshoot)
 MAX_SIDE = 4096  # largest video side in pixels (Wan2.2 works at 1280; 4096 x 4096 is ~25x that area)
-MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF  # ComfyUI's seed widgets: 0 .. 2**64 - 1
+MAX_SEED = MASK64  # ComfyUI's seed widgets: 0 .. 2**64 - 1, the engine's seed range
 
 
 def _shape_hint(image: Tensor) -> str:
