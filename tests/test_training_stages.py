@@ -64,6 +64,15 @@ def test_training_weight_is_a_bell_with_mean_one():
     assert abs(w.mean().item() - 1.0) < 1e-3 and w[0].item() < 1e-6 and w.argmax().item() == 500
 
 
+def test_timestep_weight_choice_bell_or_uniform():
+    t = torch.tensor([0.0, 500.0, 990.0])
+    assert torch.allclose(DiffusionStageConfig().loss_weight(t), training_weight(t))
+    uniform = DiffusionStageConfig.from_json({"timestep_weight": "uniform"}).loss_weight(t)
+    assert uniform.tolist() == [1.0, 1.0, 1.0]  # the high-noise end counts fully (the bell gives 990 ~0.05)
+    with pytest.raises(ValueError, match="timestep_weight must be one of"):
+        DiffusionStageConfig(timestep_weight="cosine")
+
+
 def test_tryoff_stage_loss_falls_and_sampler_runs(tmp_path):
     from fashionchameleon.codec import TinyCodec, TinyCodecConfig
     from fashionchameleon.train.tryoff_stage import CanvasBatch, TryOffStage

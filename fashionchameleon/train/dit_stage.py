@@ -9,7 +9,7 @@ import torch
 from ..checkpoint import load_checkpoint, load_dit_state, save_checkpoint
 from ..config import JsonConfig, ModelConfig, preset
 from ..model import WanDiT
-from ..schedule import FlowMatchSchedule
+from ..schedule import FlowMatchSchedule, training_weight
 from ..seeding import generator_for
 from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
@@ -33,9 +33,23 @@ class DiffusionStageConfig(JsonConfig):
     text_dropout: float = 0.1
     shift: float = 5.0
     foreground_weight: float = 0.0  # loss weight 1 + this x person cover per latent cell (world data); 0 = uniform
+    # loss weight over timesteps: "bell" (Wan / Self-Forcing fine-tuning: the extremes count least) or "uniform"
+    # (training from scratch: the high-noise end, where a clip's layout is decided, must count fully)
+    timestep_weight: str = "bell"
     init_model: str = ""  # DiT checkpoint to start from (the teacher for forcing/try-off); "" = fresh init
     init_text: str = ""  # prompt-encoder checkpoint to start from
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timestep_weight not in TIMESTEP_WEIGHTS:
+            raise ValueError(f"timestep_weight must be one of {list(TIMESTEP_WEIGHTS)}, got {self.timestep_weight!r}")
+
+    def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss weights for timesteps `t` (any shape, float)."""
+        return TIMESTEP_WEIGHTS[self.timestep_weight](t)
+
+
+TIMESTEP_WEIGHTS = {"bell": training_weight, "uniform": lambda t: torch.ones_like(t, dtype=torch.float32)}
 
 
 def build_model_config(cfg: DiffusionStageConfig) -> ModelConfig:

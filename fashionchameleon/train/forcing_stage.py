@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from ..attention import teacher_forcing_mask
 from ..model import FullSequence
-from ..schedule import training_weight
 from .batch import LatentBatch
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
@@ -46,4 +45,4 @@ class ForcingStage(DiTStage):
         v = out[:, :, 2 * n + f:].float()  # the noisy video half
         err = F.mse_loss(v, self.schedule.velocity_target(video, noise), reduction="none")
         per_frame = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 3, 4))  # [B, F]
-        return (per_frame * training_weight(t)).mean()  # [B, F] weighted per frame
+        return (per_frame * self.cfg.loss_weight(t)).mean()  # [B, F] weighted per frame

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..schedule import training_weight
 from .batch import LatentBatch
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
@@ -33,4 +32,4 @@ class TeacherStage(DiTStage):
         v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)))[:, :, n:].float()
         err = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none")
         per_clip = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 2, 3, 4))
-        return (per_clip * training_weight(t)).mean()
+        return (per_clip * self.cfg.loss_weight(t)).mean()

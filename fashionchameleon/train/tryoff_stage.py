@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import save_checkpoint
-from ..schedule import training_weight
 from ..tryoff import canvas_positions, empty_context
 from .distributed import DistInfo
 from .dit_stage import DiffusionStageConfig, DiTStage, sample_timesteps
@@ -57,7 +56,7 @@ class TryOffStage(DiTStage):
         v = self.model(torch.cat([clean, x_t], 2), t_frames, empty_context(self.model, b),
                        canvas_positions(direction, batch.slot))[:, :, k:].float()
         per = F.mse_loss(v, self.schedule.velocity_target(target, noise), reduction="none").mean((1, 2, 3, 4))
-        return (per * training_weight(t)).mean()
+        return (per * self.cfg.loss_weight(t)).mean()
 
     def export(self, out_dir: Path) -> list[Path]:
         return [save_checkpoint(Path(out_dir) / "tryoff.safetensors", self.model.state_dict(), "tryoff",
