@@ -78,3 +78,21 @@ def test_a_compact_state_resumes_with_fresh_optimizers_and_a_new_warm_up(tmp_pat
     run_stage(resumed, RunConfig(steps=9, warmup=2, save_every=1000), tmp_path / "small", resumed.cfg)
     base = resumed.opt.param_groups[0]["base_lr"]
     assert lrs == [base / 2, base, base]  # the warm-up restarts at the resumed step
+
+
+def test_export_snapshot_writes_the_saved_weights_of_an_unfinished_run(tmp_path):
+    import pytest
+
+    from fashionchameleon.train.runner import export_snapshot
+
+    stage = _stage()
+    run_stage(stage, RunConfig(steps=10_000, save_every=10_000, time_limit_s=0.0), tmp_path / "run", stage.cfg)
+    assert not (tmp_path / "run" / "codec.safetensors").exists()
+    fresh = _stage()  # another process: its own stage, weights from the state file
+    step, paths = export_snapshot(fresh, tmp_path / "run", tmp_path / "snap")
+    assert step == 1 and paths == [tmp_path / "snap" / "codec.safetensors"]
+    exported = load_checkpoint(paths[0], expect_stage="codec").tensors
+    weights = {k: v for k, v in stage.codec.state_dict().items() if not k.startswith("latent_")}  # stats: at export
+    assert weights and all(torch.equal(exported[k], v) for k, v in weights.items())
+    with pytest.raises(FileNotFoundError, match="no training state"):
+        export_snapshot(fresh, tmp_path / "nowhere", tmp_path / "snap")

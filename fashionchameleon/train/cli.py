@@ -28,7 +28,7 @@ from .dit_stage import DiffusionStageConfig
 from .dmd_stage import DMDStage, DMDStageConfig
 from .forcing_stage import ForcingStage
 from .reward import GarmentFidelityReward
-from .runner import STATE_FILE, RunConfig, run_stage
+from .runner import STATE_FILE, RunConfig, export_snapshot, run_stage
 from .state import compact_state
 from .teacher_stage import TeacherStage
 from .tryoff_stage import TryOffStage
@@ -94,6 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compact", metavar="DIR", help="instead of training: write a small copy of --out's state "
                    "(fp16 weights, no optimizer moments) to DIR, to commit between sessions; resume there with "
                    "--out DIR")
+    p.add_argument("--export", metavar="DIR", help="instead of training: export the weights of --out's saved state "
+                   "(e.g. a snapshot of a run that is still training) to DIR")
     p.set_defaults(fn=main)
 
 
@@ -113,6 +115,10 @@ def main(args: argparse.Namespace) -> int:
         run = replace(run, time_limit_s=args.time_limit)
     info, device = init_distributed(args.device)
     stage = build_stage(args.stage, spec, device, info)
+    if args.export:
+        step, paths = export_snapshot(stage, args.out, args.export)
+        log.info("exported step %d: %s", step, ", ".join(map(str, paths)))
+        return 0
     row = run_stage(stage, run, args.out, {"stage": args.stage, "spec": json.loads(json.dumps(spec, default=vars))},
                     info, device, resume=not args.fresh,
                     on_log=lambda r: log.info("%s", json.dumps(r)) if info.is_main else None)

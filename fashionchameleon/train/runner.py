@@ -18,7 +18,7 @@ from torch import nn
 from .distributed import DistInfo
 from .state import OPTIMIZER_RESET, load_state, save_state
 
-__all__ = ["Stage", "RunConfig", "run_stage", "read_log"]
+__all__ = ["Stage", "RunConfig", "run_stage", "export_snapshot", "read_log"]
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
@@ -103,6 +103,16 @@ def run_stage(stage: Stage, run: RunConfig, out_dir: str | Path, config: Any, in
     if step >= run.steps and info.is_main:
         stage.export(out)
     return row
+
+
+def export_snapshot(stage: Stage, out_dir: str | Path, dst: str | Path) -> tuple[int, list[Path]]:
+    """Export the weights of `out_dir`'s saved state to `dst` (a run may still be training there)."""
+    state_path = Path(out_dir) / STATE_FILE
+    if not state_path.exists():
+        raise FileNotFoundError(f"no training state at {state_path}: train the stage there first")
+    step, _ = load_state(state_path, stage.modules(), {})
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    return step, stage.export(Path(dst))
 
 
 def read_log(out_dir: str | Path) -> list[dict]:
