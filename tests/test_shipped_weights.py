@@ -1,6 +1,7 @@
 """Regression tests of the shipped embedded-model files (weights/): they load and still work."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fashionchameleon.embedded import PARTS, WEIGHTS_DIR, load_codec
@@ -28,3 +29,39 @@ def test_shipped_codec_latents_are_normalised():
     with torch.no_grad():
         z = codec.encode_video(s.video.transpose(0, 1)[None])
     assert abs(z.mean().item()) < 0.5 and 0.5 < z.std().item() < 2.0  # ~unit scale for the diffusion models
+
+
+# ---- the distilled student, teacher and try-off DiTs --------------------------------------------
+# Measured at ship time (weights/README.md): garment retrieval 0.62 on 8 held-out cases (quick
+# eval), 4 of 6 on the cases below; chance is 1/K = 0.125. The bar is 0.90: not reached yet.
+STUDENT_FLOOR = 3 / 6  # a regression (e.g. a broken cache or codec path) falls to chance
+
+
+@pytest.fixture(scope="module")
+def student_garment_retrieval() -> float:
+    from fashionchameleon.embedded import load_embedded
+    from fashionchameleon.metrics.evaluate import EvalConfig, build_cases, garment_retrieval
+    from fashionchameleon.metrics.generators import StudentGenerator
+
+    cfg = EvalConfig.quick(samples=6, stride=2)
+    return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), build_cases(cfg), cfg)["garment"]
+
+
+def test_shipped_dits_load_with_their_stages_and_fit_the_budget():
+    from fashionchameleon.checkpoint import load_checkpoint
+
+    for part in ("student", "teacher", "tryoff", "text"):
+        ckpt = load_checkpoint(WEIGHTS_DIR / PARTS[part], part)
+        assert all(t.dtype == torch.float16 for t in ckpt.tensors.values() if t.is_floating_point()), part
+    total = sum((WEIGHTS_DIR / name).stat().st_size for name in PARTS.values())
+    assert total <= 50 * 2**20
+
+
+def test_shipped_student_streams_the_garment_well_above_chance(student_garment_retrieval):
+    assert student_garment_retrieval >= STUDENT_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped student is below the 0.90 garment bar (weights/README.md); "
+                   "when it passes, drop this mark and raise STUDENT_FLOOR")
+def test_shipped_student_reaches_the_garment_bar(student_garment_retrieval):
+    assert student_garment_retrieval >= 0.90
