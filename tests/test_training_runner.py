@@ -1,11 +1,12 @@
 """The shared training runner: loss falls on a fixed batch, resume is exact, state files are safetensors."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fashionchameleon.checkpoint import load_checkpoint
 from fashionchameleon.train.codec_stage import CodecStage, CodecStageConfig
-from fashionchameleon.train.runner import RunConfig, read_log, run_stage
+from fashionchameleon.train.runner import RunConfig, export_snapshot, read_log, run_stage
 from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state
 
 MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 4, "temporal_factor": 2, "widths": [8, 16]}
@@ -81,10 +82,6 @@ def test_a_compact_state_resumes_with_fresh_optimizers_and_a_new_warm_up(tmp_pat
 
 
 def test_export_snapshot_writes_the_saved_weights_of_an_unfinished_run(tmp_path):
-    import pytest
-
-    from fashionchameleon.train.runner import export_snapshot
-
     stage = _stage()
     run_stage(stage, RunConfig(steps=10_000, save_every=10_000, time_limit_s=0.0), tmp_path / "run", stage.cfg)
     assert not (tmp_path / "run" / "codec.safetensors").exists()

@@ -19,6 +19,10 @@ __all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_tim
            "init_weights", "build_text", "cell_weights", "weighted_mean"]
 
 
+# loss weight per timestep, by the name a stage config gives (`DiffusionStageConfig.timestep_weight`)
+TIMESTEP_WEIGHTS = {"bell": training_weight, "uniform": lambda t: torch.ones_like(t, dtype=torch.float32)}
+
+
 @dataclass(frozen=True)
 class DiffusionStageConfig(JsonConfig):
     """Knobs shared by the teacher, forcing and try-off stages."""
@@ -47,9 +51,6 @@ class DiffusionStageConfig(JsonConfig):
     def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
         """Per-sample loss weights for timesteps `t` (any shape, float)."""
         return TIMESTEP_WEIGHTS[self.timestep_weight](t)
-
-
-TIMESTEP_WEIGHTS = {"bell": training_weight, "uniform": lambda t: torch.ones_like(t, dtype=torch.float32)}
 
 
 def build_model_config(cfg: DiffusionStageConfig) -> ModelConfig:

@@ -1,8 +1,9 @@
 """Stage `teacher`: in-context SFT of the bidirectional DiT (and the tiny prompt encoder).
 
 Per step: clean condition latents (reference view(s), garment slot(s)) at t = 0 before the
-noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted by
-the bell-shaped timestep weight (and per latent cell by the person's cover, `foreground_weight`); the prompt is dropped to "" with probability `text_dropout`
+noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted per
+timestep (`timestep_weight`: bell or uniform) and per latent cell by the person's cover
+(`foreground_weight`); the prompt is dropped to "" with probability `text_dropout`
 so the teacher supports text CFG. Conditions are never dropped (paper §2.1).
 """
 from __future__ import annotations
