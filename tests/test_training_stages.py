@@ -1,14 +1,17 @@
-"""Each DiT training stage runs a few steps on a fixed micro batch and its loss falls."""
+"""Each DiT training stage runs a few steps on a fixed micro batch and its loss falls; the stages' options
+(timestep weight, frozen prompt encoder, weights' moving average) do what they say."""
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from fashionchameleon.checkpoint import load_checkpoint
 from fashionchameleon.schedule import training_weight
 from fashionchameleon.seeding import generator_for
 from fashionchameleon.train.batch import LatentBatch
 from fashionchameleon.train.dit_stage import DiffusionStageConfig
+from fashionchameleon.train.ema import EMA
 from fashionchameleon.train.forcing_stage import ForcingStage
 from fashionchameleon.train.runner import RunConfig, run_stage
 from fashionchameleon.train.teacher_stage import TeacherStage
@@ -58,6 +61,18 @@ def test_forcing_starts_from_the_teacher(tmp_path):
         assert torch.equal(a, b), k
 
 
+@pytest.mark.parametrize("train_text", [True, False])
+def test_prompt_encoder_trains_only_when_asked(tmp_path, train_text):
+    torch.manual_seed(0)
+    stage = ForcingStage(_cfg(train_text=train_text), _fixed)
+    before = {k: v.clone() for k, v in stage.text.state_dict().items()}
+    run_stage(stage, RunConfig(steps=3, save_every=1000), tmp_path, stage.cfg)
+    changed = [k for k, v in stage.text.state_dict().items() if not torch.equal(v, before[k])]
+    assert bool(changed) == train_text, changed
+    exported = load_checkpoint(tmp_path / "text.safetensors", expect_stage="text").tensors
+    assert all(torch.equal(exported[k], v) for k, v in stage.text.state_dict().items())
+
+
 def test_training_weight_is_a_bell_with_mean_one():
     t = torch.linspace(0, 1000, 1001)
     w = training_weight(t)
@@ -92,3 +107,36 @@ def test_tryoff_stage_loss_falls_and_sampler_runs(tmp_path):
     out = try_off(stage.model.eval(), codec, torch.rand(1, 3, 16, 16) * 2 - 1, "upper", num_steps=3)
     assert out.shape == (1, 3, 16, 16) and out.abs().max() <= 1
 
+
+def test_ema_copies_first_then_averages_with_a_ramped_decay():
+    model = nn.Linear(2, 1, bias=False)
+    ema = EMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+    ema.update(model)  # first update copies
+    assert torch.equal(ema.shadow.weight, model.weight)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema.update(model)  # n = 1: decay = 2/11
+    assert torch.allclose(ema.shadow.weight, torch.full((1, 2), 4.0 * 2 / 11))
+    assert int(ema.updates) == 2 and not any(p.requires_grad for p in ema.shadow.parameters())
+    with pytest.raises(ValueError, match="EMA decay"):
+        EMA(model, decay=1.0)
+
+
+def test_export_writes_the_average_and_a_resume_can_switch_it_on(tmp_path):
+    torch.manual_seed(0)
+    plain = TeacherStage(_cfg(), _fixed)
+    run_stage(plain, RunConfig(steps=3, save_every=1000), tmp_path, plain.cfg)
+
+    resumed = TeacherStage(_cfg(ema_decay=0.99), _fixed)  # a state saved without an EMA
+    row = run_stage(resumed, RunConfig(steps=5, log_every=1, save_every=1000), tmp_path, resumed.cfg)
+    assert row["step"] == 5 and int(resumed.ema.updates) == 2  # started at the resumed weights (step 3)
+    exported = load_checkpoint(tmp_path / "teacher.safetensors", expect_stage="teacher").tensors
+    shadow, raw = resumed.ema.shadow.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in shadow.items())
+    assert any(not torch.equal(shadow[k], raw[k]) for k in raw)  # the average is not the raw weights
+    again = TeacherStage(_cfg(ema_decay=0.99), _fixed)  # the average itself resumes
+    run_stage(again, RunConfig(steps=5, save_every=1000), tmp_path, again.cfg)
+    assert int(again.ema.updates) == 2 and all(torch.equal(again.ema.shadow.state_dict()[k], v)
+                                               for k, v in shadow.items())

@@ -14,6 +14,7 @@ from ..seeding import generator_for
 from ..text import TinyPromptEncoder, TinyTextConfig
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
+from .ema import EMA
 
 __all__ = ["DiffusionStageConfig", "DiTStage", "build_model_config", "sample_timesteps", "drop_prompts",
            "init_weights", "build_text", "cell_weights", "weighted_mean"]
@@ -42,6 +43,11 @@ class DiffusionStageConfig(JsonConfig):
     timestep_weight: str = "bell"
     init_model: str = ""  # DiT checkpoint to start from (the teacher for forcing/try-off); "" = fresh init
     init_text: str = ""  # prompt-encoder checkpoint to start from
+    # fine-tune the prompt encoder too; False keeps it as loaded (a student distilled from a teacher then
+    # shares the teacher's prompt features, so one shipped encoder serves both)
+    train_text: bool = True
+    # > 0 keeps an exponential moving average of the DiT (e.g. 0.999); export then writes the average
+    ema_decay: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,11 +123,13 @@ class DiTStage:
             raise ValueError(f"prompt encoder text_dim {self.text.text_dim} != model text_dim {self.model_cfg.text_dim}")
         init_weights(self.model, cfg.init_model, ("teacher", "student"))
         self.schedule = FlowMatchSchedule(shift=cfg.shift)
-        params = list(self.model.parameters()) + list(self.text.parameters())
+        self.text.requires_grad_(cfg.train_text)
+        params = list(self.model.parameters()) + (list(self.text.parameters()) if cfg.train_text else [])
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     def modules(self):
-        return {"model": self.model, "text": self.text}
+        return {"model": self.model, "text": self.text, **({"ema": self.ema} if self.ema is not None else {})}
 
     def optimizers(self):
         return {"opt": self.opt}
@@ -131,7 +139,7 @@ class DiTStage:
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         self.model.train()
-        self.text.train()
+        self.text.train(self.cfg.train_text)
         loss = self.loss(self.batches(step).to(self.device), generator_for(self.cfg.seed, step))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -139,10 +147,15 @@ class DiTStage:
         sync_gradients(params, self.dist)
         torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return {"loss": loss.detach()}
 
+    def exported_model(self) -> WanDiT:
+        """The weights export writes: the moving average when the stage keeps one."""
+        return self.ema.shadow if self.ema is not None else self.model
+
     def export(self, out_dir: Path) -> list[Path]:
-        out = Path(out_dir)
-        return [save_checkpoint(out / f"{self.name}.safetensors", self.model.state_dict(), self.export_stage,
-                                self.model_cfg),
+        out, model = Path(out_dir), self.exported_model()
+        return [save_checkpoint(out / f"{self.name}.safetensors", model.state_dict(), self.export_stage, self.model_cfg),
                 save_checkpoint(out / "text.safetensors", self.text.state_dict(), "text", self.text.config)]

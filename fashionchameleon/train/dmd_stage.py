@@ -31,6 +31,7 @@ from ..seeding import generator_for
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
+from .ema import lerp_parameters
 from .reward import ChunkReward, gr_weights
 
 __all__ = ["DMDStageConfig", "DMDStage"]
@@ -218,8 +219,7 @@ class DMDStage:
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:
         decay = self.cfg.ema_decay if step >= self.cfg.ema_start else 0.0  # copy until EMA starts
-        for e, p in zip(self.ema.parameters(), self.generator.parameters()):
-            e.lerp_(p, 1.0 - decay)
+        lerp_parameters(self.ema, self.generator, 1.0 - decay)
 
     def export(self, out_dir: Path) -> list[Path]:
         return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",

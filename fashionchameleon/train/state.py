@@ -73,6 +73,8 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
     for name, module in modules.items():
         prefix = f"module.{name}."
         sd = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+        if not sd and getattr(module, "optional_in_state", False):
+            continue  # e.g. an EMA switched on after this state was saved: it starts afresh
         unwrap(module).load_state_dict(sd, strict=True)
     optim_meta = json.loads(ckpt.metadata["optimizers"])
     extra = json.loads(ckpt.metadata["extra"])

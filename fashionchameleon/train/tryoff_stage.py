@@ -59,5 +59,5 @@ class TryOffStage(DiTStage):
         return (per * self.cfg.loss_weight(t)).mean()
 
     def export(self, out_dir: Path) -> list[Path]:
-        return [save_checkpoint(Path(out_dir) / "tryoff.safetensors", self.model.state_dict(), "tryoff",
+        return [save_checkpoint(Path(out_dir) / "tryoff.safetensors", self.exported_model().state_dict(), "tryoff",
                                 self.model_cfg)]
