@@ -54,7 +54,14 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
                                          "init_teacher": teacher, "init_text": text, "num_chunks": 1,
                                          "update_ratio": 1}, codec)
     assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--device", "cpu"]) == 0
-    assert load_checkpoint(root / "dmd" / "student.safetensors", "student").config["num_layers"] == 2
+    student = load_checkpoint(root / "dmd" / "student.safetensors", "student")
+    assert student.config["num_layers"] == 2
+    # a snapshot export reads only the saved state: it works after the starting checkpoints are gone
+    (root / "forcing" / "forcing.safetensors").rename(root / "forcing" / "moved.safetensors")
+    assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--export", str(root / "snap")]) == 0
+    (root / "forcing" / "moved.safetensors").rename(root / "forcing" / "forcing.safetensors")
+    snap = load_checkpoint(root / "snap" / "student.safetensors", "student").tensors
+    assert all(torch.equal(snap[k], v) for k, v in student.tensors.items())
     tryoff_cfg = _write(root / "tryoff.json", dit, codec, frames=4)
     assert main(["train", "tryoff", "--config", tryoff_cfg, "--out", str(root / "tryoff"), "--device", "cpu"]) == 0
     load_checkpoint(root / "tryoff" / "tryoff.safetensors", "tryoff")

@@ -33,7 +33,7 @@ from .state import compact_state
 from .teacher_stage import TeacherStage
 from .tryoff_stage import TryOffStage
 
-__all__ = ["TrainFile", "STAGE_NAMES", "build_stage", "add_parser", "main"]
+__all__ = ["TrainFile", "STAGE_NAMES", "build_stage", "without_init_weights", "add_parser", "main"]
 
 STAGE_NAMES = ("codec", "teacher", "forcing", "dmd", "tryoff")
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -55,6 +55,11 @@ class TrainFile:
             raise ValueError(f"{path}: unknown sections {unknown}; a config has run, stage, data and codec")
         return cls(RunConfig(**raw.get("run", {"steps": 1000})), raw.get("stage", {}),
                    DataConfig.from_json(raw.get("data", {})), raw.get("codec", ""))
+
+
+def without_init_weights(spec: TrainFile) -> TrainFile:
+    """`spec` with the stage's starting checkpoints (`init_*`) cleared."""
+    return replace(spec, stage={k: "" if k.startswith("init_") else v for k, v in spec.stage.items()})
 
 
 def _load_codec_for_training(path: str, device: torch.device):
@@ -114,11 +119,12 @@ def main(args: argparse.Namespace) -> int:
     if args.time_limit is not None:
         run = replace(run, time_limit_s=args.time_limit)
     info, device = init_distributed(args.device)
-    stage = build_stage(args.stage, spec, device, info)
-    if args.export:
+    if args.export:  # the saved state holds every trained weight: starting checkpoints are not read
+        stage = build_stage(args.stage, without_init_weights(spec), device, info)
         step, paths = export_snapshot(stage, args.out, args.export)
         log.info("exported step %d: %s", step, ", ".join(map(str, paths)))
         return 0
+    stage = build_stage(args.stage, spec, device, info)
     row = run_stage(stage, run, args.out, {"stage": args.stage, "spec": json.loads(json.dumps(spec, default=vars))},
                     info, device, resume=not args.fresh,
                     on_log=lambda r: log.info("%s", json.dumps(r)) if info.is_main else None)
