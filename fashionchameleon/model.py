@@ -75,6 +75,20 @@ def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([ang.cos(), ang.sin()], dim=1)
 
 
+def modulate(normed: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """`normed x (1 + scale) + shift` in float32 (scale/shift are float32), returned in `normed`'s dtype."""
+    if normed.dtype == torch.float32:
+        return torch.addcmul(shift, normed, 1 + scale)  # one kernel
+    return (normed.float() * (1 + scale) + shift).to(normed.dtype)
+
+
+def gated_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """The residual update `x + y x gate`, the product in float32 (gate is float32), in `x`'s dtype."""
+    if x.dtype == torch.float32 and y.dtype == torch.float32:
+        return torch.addcmul(x, y, gate)
+    return x + (y.float() * gate).to(x.dtype)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -82,8 +96,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:  # one fused kernel, same arithmetic
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        return F.rms_norm(x.float(), self.weight.shape, eps=self.eps).to(x.dtype) * self.weight
 
 
 class LayerNorm(nn.LayerNorm):
@@ -104,9 +119,29 @@ class Attention(nn.Module):
         self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self._fused: tuple[tuple, torch.Tensor, torch.Tensor] | None = None  # (weights' identity, W_qkv, b_qkv)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         return rearrange(x, "b l (h d) -> b h l d", h=self.num_heads)
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x `[B, L, D]` -> q, k (normed, not rotated), v, each `[B, H, L, Dh]`.
+
+        At inference the three projections run as one matmul against concatenated weights (cached
+        until a weight changes: load, move, in-place update); in training, as three linears.
+        """
+        if torch.is_grad_enabled() or self.q.weight.is_inference():  # (inference tensors have no version to track)
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        else:
+            q, k, v = F.linear(x, *self._fused_qkv()).chunk(3, dim=-1)
+        return self.heads(self.norm_q(q)), self.heads(self.norm_k(k)), self.heads(v)
+
+    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        params = (self.q.weight, self.k.weight, self.v.weight, self.q.bias, self.k.bias, self.v.bias)
+        identity = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._fused is None or self._fused[0] != identity:
+            self._fused = (identity, torch.cat(params[:3]), torch.cat(params[3:]))
+        return self._fused[1], self._fused[2]
 
     def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.norm_k(self.k(context))), self.heads(self.v(context))
@@ -131,20 +166,19 @@ class Block(nn.Module):
         # x [B, F, S, D]; e [B, F, 6, D] per-frame modulation (float32)
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e).unsqueeze(2).unbind(3)  # [B,F,1,D]
         b, f, s, d = x.shape
-        h = (self.norm1(x).float() * (1 + scale1) + shift1).to(x.dtype)
+        h = modulate(self.norm1(x), scale1, shift1)
         sa = self.self_attn
-        q = apply_rope(sa.heads(sa.norm_q(sa.q(h.view(b, f * s, d)))), *rope)  # [B, H, F*S, Dh]
-        k = apply_rope(sa.heads(sa.norm_k(sa.k(h.view(b, f * s, d)))), *rope)
-        v = sa.heads(sa.v(h.view(b, f * s, d)))
+        q, k, v = sa.project_qkv(h.view(b, f * s, d))  # [B, H, F*S, Dh] each
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         y = sa.o(rearrange(attention(layer, q, k, v), "b h l d -> b l (h d)")).view(b, f, s, d)
-        x = x + (y.float() * gate1).to(x.dtype)
+        x = gated_add(x, y, gate1)
 
         ca = self.cross_attn
         cq = ca.heads(ca.norm_q(ca.q(self.norm3(x).view(b, f * s, d))))
         x = x + ca.o(rearrange(attend(cq, text_k, text_v), "b h l d -> b l (h d)")).view(b, f, s, d)
 
-        h = (self.norm2(x).float() * (1 + scale2) + shift2).to(x.dtype)
-        return x + (self.ffn(h).float() * gate2).to(x.dtype)
+        h = modulate(self.norm2(x), scale2, shift2)
+        return gated_add(x, self.ffn(h), gate2)
 
 
 class Head(nn.Module):
@@ -157,7 +191,7 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         # x [B, F, S, D]; e [B, F, D] (the time embedding before the 6-way projection)
         shift, scale = (self.modulation.float() + e.unsqueeze(2)).unsqueeze(2).unbind(3)  # [B, F, 1, D]
-        return self.head((self.norm(x).float() * (1 + scale) + shift).to(x.dtype))
+        return self.head(modulate(self.norm(x), scale, shift))
 
 
 class WanDiT(nn.Module):

@@ -25,6 +25,7 @@ import torch
 from .cache import REFERENCE, CacheLayout, KVCache, garment_segment
 from .codec import LatentCodec
 from .config import StreamConfig
+from .cpu_memory import keep_freed_memory
 from .model import WanDiT
 from .rescheduling import SwitchPolicy, apply_switch
 from .sampler import StepInfo, condition_pass, denoise_chunk
@@ -94,6 +95,8 @@ class StreamSession:
                  garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
                  config: StreamConfig = StreamConfig()) -> None:
         self.model, self.codec, self.prompt_encoder, self.config = model, codec, prompt_encoder, config
+        if model.device.type == "cpu":
+            keep_freed_memory()  # per-pass activations reuse heap blocks instead of faulting in fresh pages
         self.seed = int(seed) & MASK64
         self.schedule = FlowMatchSchedule(shift=config.shift)
         self.timesteps = self.schedule.warp(config.steps)

@@ -50,6 +50,9 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
         ("chunk time growth", _num(r["chunk_time_growth"], ".2f", "x"),
          f"frame ~{g['late_frame']} vs frame ~{g['early_frame']}: {g['late_chunk_ms']:.1f} vs "
          f"{g['early_chunk_ms']:.1f} ms (CPU time {_num(g['cpu_time_growth'], '.2f', 'x')})"),
+        ("  from window full", _num(r["chunk_time_growth_window_full"], ".2f", "x"),
+         f"frame ~{g['late_frame']} vs frame ~{g['window_full_frame']} (attention window full): "
+         f"{g['late_chunk_ms']:.1f} vs {g['window_full_chunk_ms']:.1f} ms"),
         ("RSS growth", _num(r["rss_growth"], ".3f", "x"), f"{g['early_rss_mb']:.0f} MB -> {g['late_rss_mb']:.0f} MB"),
         ("teacher / student time", _num(r["teacher_speedup"], ".1f", "x"),
          f"{t['latent_frames']} latent frames; teacher {_count(t['steps'], 'step')}, CFG {t['cfg']:g} "

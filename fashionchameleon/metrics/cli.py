@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..cpu_memory import keep_freed_memory
 from .evaluate import SECTIONS, EvalConfig, load_garments, run_eval
 from .report import markdown_table, write_report
 
@@ -80,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
     from ..embedded import WEIGHTS_DIR
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cpu":
+        keep_freed_memory()  # teacher and student passes reuse heap blocks (see cpu_memory)
     cfg = _config(args)
     weights = Path(args.weights) if args.weights else WEIGHTS_DIR
     model, notes = load_model(weights, device)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..cpu_memory import keep_freed_memory
 from ..embedded import load_codec
 from .codec_stage import CodecStage, CodecStageConfig
 from .data import DataConfig, clip_batches
@@ -119,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
     if args.time_limit is not None:
         run = replace(run, time_limit_s=args.time_limit)
     info, device = init_distributed(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # per-step activations reuse heap blocks (see cpu_memory)
     if args.export:  # the saved state holds every trained weight: starting checkpoints are not read
         stage = build_stage(args.stage, without_init_weights(spec), device, info)
         step, paths = export_snapshot(stage, args.out, args.export)

@@ -1,0 +1,55 @@
+"""The hot path's fused kernels compute what the plain formulas say (fp32 fused, other dtypes plain)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fashionchameleon.model import RMSNorm, gated_add, modulate
+
+
+def _g() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_modulate_and_gated_add_match_the_formulas(dtype):
+    g = _g()
+    x, y = torch.randn(1, 3, 8, 16, generator=g).to(dtype), torch.randn(1, 3, 8, 16, generator=g).to(dtype)
+    scale, shift, gate = (torch.randn(1, 3, 1, 16, generator=g) for _ in range(3))  # float32, per frame
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == torch.float32 else dict(rtol=0, atol=0)
+    out = modulate(x, scale, shift)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, (x.float() * (1 + scale) + shift).to(dtype), **tol)
+    out = gated_add(x, y, gate)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, x + (y.float() * gate).to(dtype), **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_matches_the_formula(dtype):
+    norm = RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(16, generator=_g()))
+    norm = norm.to(dtype)
+    x = torch.randn(2, 5, 16, generator=_g()).to(dtype)
+    xf = x.float()
+    ref = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6)).to(dtype) * norm.weight
+    torch.testing.assert_close(norm(x), ref, rtol=1e-5 if dtype == torch.float32 else 1e-2, atol=1e-5)
+
+
+def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_changes():
+    from fashionchameleon.model import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(16, num_heads=2, qk_norm=True, eps=1e-6)
+    x = torch.randn(1, 6, 16)
+    three = attn.project_qkv(x)  # grad enabled: three linears
+    with torch.no_grad():
+        fused = attn.project_qkv(x)
+        for a, b in zip(three, fused):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        attn.k.weight.mul_(2.0)  # an in-place update must reach the fused weights
+        attn.load_state_dict({k: v.clone() for k, v in attn.state_dict().items()})
+        after = attn.project_qkv(x)
+    torch.testing.assert_close(after[1], attn.project_qkv(x)[1].detach(), rtol=1e-6, atol=1e-6)  # vs 3 linears
+    assert "_fused" not in str(list(attn.state_dict()))  # no new state: Wan checkpoints load as before
