@@ -53,3 +53,18 @@ def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_chan
         after = attn.project_qkv(x)
     torch.testing.assert_close(after[1], attn.project_qkv(x)[1].detach(), rtol=1e-6, atol=1e-6)  # vs 3 linears
     assert "_fused" not in str(list(attn.state_dict()))  # no new state: Wan checkpoints load as before
+
+
+def test_fused_feed_forward_at_inference_equals_the_modules():
+    from fashionchameleon.model import _onednn_linear, feed_forward
+
+    torch.manual_seed(0)
+    ffn = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))
+    x = torch.randn(1, 3, 8, 16)
+    plain = ffn(x)  # grad enabled: the modules
+    with torch.no_grad():
+        fast = feed_forward(ffn, x)
+    assert fast.shape == x.shape
+    torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
+    if torch.backends.mkldnn.is_available():
+        assert _onednn_linear()  # x86 CPU builds have it; the fast path is the one measured
