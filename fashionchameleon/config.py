@@ -14,7 +14,7 @@ from typing import Mapping
 import torch
 
 __all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError",
-           "DTYPE_NAMES"]
+           "DTYPE_NAMES", "TRAINED_STREAM_KEY"]
 
 
 # The dtype names every command line and widget of the pack accepts.
@@ -98,6 +98,10 @@ class ModelConfig(JsonConfig):
 
 
 
+# metadata key of a student checkpoint: the StreamConfig (JSON) of the context it was trained on
+TRAINED_STREAM_KEY = "trained_stream"
+
+
 @dataclass(frozen=True)
 class StreamConfig(JsonConfig):
     """How a causal student streams, in latent frames.
@@ -137,6 +141,19 @@ class StreamConfig(JsonConfig):
             raise ConfigError(f"rope must be 'absolute' or 'rolling', got {self.rope!r}")
         if not self.steps or any(not 0 < s <= 1000 for s in self.steps):
             raise ConfigError(f"steps must be timesteps in (0, 1000], got {self.steps}")
+
+    @classmethod
+    def trained(cls, chunk_frames: int, chunks: int) -> "StreamConfig":
+        """The layout whose newest chunk sees exactly what a student trained on `chunks`-chunk rollouts saw.
+
+        A one-chunk sink plus a window of the other chunks: every chunk of an endless stream then
+        attends to as many frames, at the same (rolling) positions, as the last chunk of a training
+        rollout. A longer window shows the model contexts it never saw, and errors compound.
+        """
+        if chunks < 1:
+            raise ConfigError(f"rollouts have at least one chunk, got {chunks}")
+        sink = chunk_frames if chunks > 1 else 0
+        return cls(chunk_frames=chunk_frames, sink_frames=sink, window_frames=chunks * chunk_frames - sink)
 
     def cache_frames(self, num_conditions: int = 2) -> int:
         """Total cache length in latent frames for a given number of condition frames."""

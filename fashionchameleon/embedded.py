@@ -8,21 +8,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
-from .checkpoint import build_dit, load_checkpoint
+from .checkpoint import CheckpointError, build_dit, load_checkpoint, read_header
 from .codec import LatentCodec, TinyCodec, TinyCodecConfig
-from .config import StreamConfig
+from .config import TRAINED_STREAM_KEY, StreamConfig
 from .model import WanDiT
 from .stream import StreamSession
 from .text import PromptEncoder, TinyPromptEncoder, TinyTextConfig
 
-__all__ = ["WEIGHTS_DIR", "PARTS", "EmbeddedModel", "load_embedded", "load_codec", "load_text"]
+__all__ = ["WEIGHTS_DIR", "PARTS", "EmbeddedModel", "load_embedded", "load_codec", "load_text",
+           "trained_stream_config"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 PARTS = {"codec": "codec.safetensors", "text": "text.safetensors", "student": "student.safetensors",
          "teacher": "teacher.safetensors", "tryoff": "tryoff.safetensors"}
+
+
+def trained_stream_config(metadata: Mapping[str, str], path: str | Path = "") -> StreamConfig | None:
+    """The stream layout a student checkpoint records for itself (`TRAINED_STREAM_KEY`), or None."""
+    raw = metadata.get(TRAINED_STREAM_KEY)
+    if raw is None:
+        return None
+    try:
+        return StreamConfig.from_json(raw)
+    except (ValueError, TypeError) as exc:  # bad JSON, unknown fields, invalid layout (ConfigError)
+        raise CheckpointError(f"{path}: metadata {TRAINED_STREAM_KEY!r} is not a stream layout ({exc}); re-ship "
+                              f"the file with `python -m fashionchameleon ship`") from exc
 
 
 def load_codec(path: str | Path, device: torch.device | str = "cpu") -> TinyCodec:
@@ -82,4 +96,8 @@ def load_embedded(weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | 
         path = root / PARTS[part]
         if part in parts and path.exists():
             dits[part] = build_dit(path, expect_stage=stages, dtype=dtype, device=device).requires_grad_(False)
-    return EmbeddedModel(load_codec(root / PARTS["codec"], device), load_text(root / PARTS["text"], device), **dits)
+    model = EmbeddedModel(load_codec(root / PARTS["codec"], device), load_text(root / PARTS["text"], device), **dits)
+    if "student" in dits:
+        path = root / PARTS["student"]
+        model.stream_config = trained_stream_config(read_header(path).get("__metadata__", {}), path) or StreamConfig()
+    return model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -18,7 +19,8 @@ from .config import DTYPE_NAMES
 __all__ = ["ship", "add_parser"]
 
 
-def ship(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16, note: str = "") -> Path:
+def ship(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16, note: str = "",
+         meta: Mapping[str, str] | None = None) -> Path:
     """Write `src` (any stage) to `dst` with floating tensors cast to `dtype`; refuses a lossy overflow."""
     ckpt = load_checkpoint(src)
     tensors: dict[str, torch.Tensor] = {}
@@ -32,6 +34,7 @@ def ship(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16, n
     extra.update(shipped_from=Path(src).name, shipped_dtype=str(dtype).removeprefix("torch."))
     if note:
         extra["note"] = note
+    extra.update(meta or {})
     return save_checkpoint(dst, tensors, ckpt.stage, ckpt.config, extra)
 
 
@@ -41,11 +44,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dst", help="where to write it (e.g. weights/teacher.safetensors)")
     p.add_argument("--dtype", default="fp16", choices=tuple(DTYPE_NAMES))
     p.add_argument("--note", default="", help="free text stored in the metadata (e.g. the training command)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a metadata entry (repeatable), e.g. trained_stream='{\"window_frames\": 9}' for a "
+                        "student trained before the DMD export recorded its stream")
     p.set_defaults(fn=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    out = ship(args.src, args.dst, DTYPE_NAMES[args.dtype], args.note)
+    meta = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--meta takes KEY=VALUE, got {item!r}")
+        meta[key] = value
+    out = ship(args.src, args.dst, DTYPE_NAMES[args.dtype], args.note, meta)
     print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB ({args.dtype})")
     return 0
 

@@ -100,4 +100,7 @@ def _load_file(path: Path, device, dtype):
                  base.codec.latent_channels, base.text.text_dim)
     role = "student" if stage == "unknown" else stage
     setattr(base, role, dit)
+    if role == "student":  # stream with the context the student was trained on, when its file says
+        base.stream_config = fc_embedded.trained_stream_config(read_header(path).get("__metadata__", {}), path) \
+            or base.stream_config
     return base

@@ -49,3 +49,25 @@ def test_ship_command(tmp_path, micro_model, capsys):
     assert cli(["ship", str(src), str(tmp_path / "w" / "student.safetensors")]) == 0
     assert "MiB (fp16)" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "w" / "student.safetensors", "student").stage == "student"
+
+
+def test_a_student_streams_with_the_context_it_was_trained_on(tmp_path, micro_model, monkeypatch):
+    from fashionchameleon import embedded
+    from fashionchameleon.config import TRAINED_STREAM_KEY, StreamConfig
+
+    trained = StreamConfig.trained(3, 4)
+    assert (trained.sink_frames, trained.window_frames) == (3, 9)  # the 4th chunk of a rollout saw 12 frames
+    assert (StreamConfig.trained(3, 1).sink_frames, StreamConfig.trained(3, 1).window_frames) == (0, 3)
+    src = save_checkpoint(tmp_path / "student.safetensors", micro_model.state_dict(), "student", MICRO)
+    meta = {TRAINED_STREAM_KEY: trained.to_json()}
+    assert cli(["ship", str(src), str(tmp_path / "w" / "student.safetensors"),
+                "--meta", f"{TRAINED_STREAM_KEY}={meta[TRAINED_STREAM_KEY]}"]) == 0
+    shipped = load_checkpoint(tmp_path / "w" / "student.safetensors", "student")
+    assert embedded.trained_stream_config(shipped.metadata) == trained
+    again = ship(tmp_path / "w" / "student.safetensors", tmp_path / "v" / "student.safetensors")  # kept on re-ship
+    assert embedded.trained_stream_config(load_checkpoint(again).metadata) == trained
+    assert embedded.trained_stream_config({}) is None  # older files: the default layout
+    with pytest.raises(CheckpointError, match="trained_stream"):
+        embedded.trained_stream_config({TRAINED_STREAM_KEY: '{"window_frames": 4}'}, "x.safetensors")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        cli(["ship", str(src), str(tmp_path / "u.safetensors"), "--meta", "no-equals-sign"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.embedded import PARTS, WEIGHTS_DIR, load_codec
+from fashionchameleon.embedded import PARTS, WEIGHTS_DIR, load_codec, load_embedded
 from fashionchameleon.synthetic import WorldConfig, make_sample
 
 
@@ -65,3 +65,10 @@ def test_shipped_student_streams_the_garment_well_above_chance(student_garment_r
                    "when it passes, drop this mark and raise STUDENT_FLOOR")
 def test_shipped_student_reaches_the_garment_bar(student_garment_retrieval):
     assert student_garment_retrieval >= 0.90
+
+
+def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
+    # GR-DMD rolled out 4 chunks of 3 latent frames: a longer window shows the student contexts it never
+    # saw, and its errors compound into a grid pattern within ~100 frames (measured; weights/README.md)
+    stream = load_embedded(parts=("student",)).stream_config
+    assert (stream.chunk_frames, stream.sink_frames, stream.window_frames) == (3, 3, 9)

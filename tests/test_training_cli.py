@@ -9,7 +9,9 @@ import torch
 
 from fashionchameleon.__main__ import main
 from fashionchameleon.checkpoint import load_checkpoint
+from fashionchameleon.embedded import trained_stream_config
 from fashionchameleon.train.data import ClipBatches, DataConfig, clip_batches
+from fashionchameleon.train.dmd_stage import DMDStageConfig
 
 MICRO_MODEL = {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "in_dim": 4, "out_dim": 4,
                "text_dim": 16, "text_len": 4, "freq_dim": 32}
@@ -56,6 +58,9 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--device", "cpu"]) == 0
     student = load_checkpoint(root / "dmd" / "student.safetensors", "student")
     assert student.config["num_layers"] == 2
+    # the student records the context its rollouts had (1 chunk here: no sink, a one-chunk window)
+    trained = trained_stream_config(student.metadata)
+    assert (trained.sink_frames, trained.window_frames, trained.steps) == (0, 3, DMDStageConfig().steps)
     # a snapshot export reads only the saved state: it works after the starting checkpoints are gone
     (root / "forcing" / "forcing.safetensors").rename(root / "forcing" / "moved.safetensors")
     assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--export", str(root / "snap")]) == 0

@@ -14,6 +14,7 @@ Per step (method.md §2.2.2):
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from ..cache import CacheAttention, CacheLayout, KVCache
 from ..checkpoint import save_checkpoint
 from ..codec import LatentCodec
-from ..config import JsonConfig
+from ..config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ..model import TextKV, WanDiT
 from ..sampler import condition_pass
 from ..schedule import FlowMatchSchedule, shift_sigma
@@ -222,5 +223,8 @@ class DMDStage:
         lerp_parameters(self.ema, self.generator, 1.0 - decay)
 
     def export(self, out_dir: Path) -> list[Path]:
+        cfg = self.cfg  # the stream its rollouts were: context, steps, shift
+        trained = dataclasses.replace(StreamConfig.trained(cfg.chunk_frames, cfg.num_chunks), steps=cfg.steps,
+                                      shift=cfg.shift)
         return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
-                                self.model_cfg)]
+                                self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json()})]
