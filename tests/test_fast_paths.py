@@ -68,3 +68,36 @@ def test_fused_feed_forward_at_inference_equals_the_modules():
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
     if torch.backends.mkldnn.is_available():
         assert _onednn_linear()  # x86 CPU builds have it; the fast path is the one measured
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_modulated_norm_matches_norm_then_modulate(frames):
+    from fashionchameleon.model import LayerNorm, modulated_norm
+
+    g = _g()
+    norm = LayerNorm(16, eps=1e-6, elementwise_affine=False)
+    x = torch.randn(1, 3, 8, 16, generator=g)
+    scale, shift = torch.randn(1, frames, 1, 16, generator=g), torch.randn(1, frames, 1, 16, generator=g)
+    torch.testing.assert_close(modulated_norm(norm, x, scale, shift), modulate(norm(x), scale, shift),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_chunk_with_one_timestep_gets_one_embedding_and_the_same_output():
+    from fashionchameleon.config import preset
+    from fashionchameleon.model import WanDiT
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(dim=32, ffn_dim=64, num_heads=2, num_layers=2, text_dim=16, text_len=4, freq_dim=32)
+    model = WanDiT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # the zero-initialised head too: outputs depend on the path
+        x, ctx = torch.randn(1, cfg.in_dim, 3, 4, 4), torch.randn(1, 4, 16)
+        t = torch.full((1, 3), 750.0)
+        e, e0 = model.time_modulation(t)
+        assert e.shape[1] == 1 and e0.shape[1] == 1  # broadcast over the frames
+        mixed = torch.tensor([[750.0, 750.0, 749.0]])
+        assert model.time_modulation(mixed)[0].shape[1] == 3
+        fast = model(x, t, ctx, [0, 1, 2])
+        plain = model(x, t + torch.tensor([[0.0, 0.0, 1e-4]]), ctx, [0, 1, 2])  # per-frame path, ~same t
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
