@@ -16,7 +16,6 @@ values into a KV cache and attends over the cache (streaming).
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -28,6 +27,7 @@ from einops import rearrange
 
 from .attention import attend, expand_mask
 from .config import ModelConfig
+from .fused import feed_forward, gated_add, modulated_norm
 from .rope import apply_rope, rope_cos_sin
 
 __all__ = ["WanDiT", "SelfAttention", "FullSequence", "TextKV", "sinusoidal_embedding"]
@@ -74,55 +74,6 @@ def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
     freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
     ang = torch.outer(t, freqs)  # [N, half]
     return torch.cat([ang.cos(), ang.sin()], dim=1)
-
-
-def modulate(normed: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """`normed x (1 + scale) + shift` in float32 (scale/shift are float32), returned in `normed`'s dtype."""
-    if normed.dtype == torch.float32:
-        return torch.addcmul(shift, normed, 1 + scale)  # one kernel
-    return (normed.float() * (1 + scale) + shift).to(normed.dtype)
-
-
-def modulated_norm(norm: "LayerNorm", x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """`modulate(norm(x), scale, shift)` for a LayerNorm without affine; one kernel when every token shares
-    the modulation (batch 1, scale/shift `[1, 1, 1, D]`: a chunk whose frames share a timestep), in fp32."""
-    if x.dtype == torch.float32 and norm.weight is None and scale.shape[:2] == (1, 1) and shift.shape[:2] == (1, 1):
-        d = x.shape[-1]
-        return F.layer_norm(x, (d,), (1 + scale).reshape(d), shift.reshape(d), norm.eps)
-    return modulate(norm(x), scale, shift)
-
-
-def gated_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """The residual update `x + y x gate`, the product in float32 (gate is float32), in `x`'s dtype."""
-    if x.dtype == torch.float32 and y.dtype == torch.float32:
-        return torch.addcmul(x, y, gate)
-    return x + (y.float() * gate).to(x.dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _onednn_linear() -> bool:
-    """Whether this torch has oneDNN's fused linear + activation kernel (x86 CPU builds do)."""
-    try:
-        torch.ops.mkldnn._linear_pointwise(torch.zeros(1, 2), torch.zeros(2, 2), torch.zeros(2), "gelu", [], "tanh")
-        return True
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
-
-
-def feed_forward(ffn: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """`ffn` = (Linear, GELU-tanh, Linear) on x `[..., D]`.
-
-    At fp32 CPU inference, one oneDNN kernel does the up-projection with its GELU and another the
-    down-projection (the FFN ~20 % faster on a 2-core CPU: no separate activation pass, no bias
-    copies); elsewhere (training, GPU, other dtypes, builds without oneDNN) the plain modules.
-    """
-    up, _, down = ffn
-    if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-            or up.weight.dtype != torch.float32 or not _onednn_linear()):
-        return ffn(x)
-    fused = torch.ops.mkldnn._linear_pointwise
-    hidden = fused(x.reshape(-1, x.shape[-1]), up.weight, up.bias, "gelu", [], "tanh")  # [N, ffn_dim]
-    return fused(hidden, down.weight, down.bias, "none", [], "").view(*x.shape[:-1], -1)
 
 
 class RMSNorm(nn.Module):

@@ -98,7 +98,7 @@ def _counted(fn) -> int:
     """Brute force: every matmul/conv torch runs, with SDPA forced onto its math path (bmm, counted) and the
     FFN on its plain modules (the counter does not know oneDNN's fused kernel; the arithmetic is the same)."""
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, \
-            mock.patch("fashionchameleon.model._onednn_linear", return_value=False):
+            mock.patch("fashionchameleon.fused._onednn_linear", return_value=False):
         fn()
     return counter.get_total_flops()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.model import RMSNorm, gated_add, modulate
+from fashionchameleon.fused import gated_add, modulate
+from fashionchameleon.model import RMSNorm
 
 
 def _g() -> torch.Generator:
@@ -56,7 +57,7 @@ def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_chan
 
 
 def test_fused_feed_forward_at_inference_equals_the_modules():
-    from fashionchameleon.model import _onednn_linear, feed_forward
+    from fashionchameleon.fused import _onednn_linear, feed_forward
 
     torch.manual_seed(0)
     ffn = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))
@@ -72,7 +73,8 @@ def test_fused_feed_forward_at_inference_equals_the_modules():
 
 @pytest.mark.parametrize("frames", [1, 3])
 def test_modulated_norm_matches_norm_then_modulate(frames):
-    from fashionchameleon.model import LayerNorm, modulated_norm
+    from fashionchameleon.fused import modulated_norm
+    from fashionchameleon.model import LayerNorm
 
     g = _g()
     norm = LayerNorm(16, eps=1e-6, elementwise_affine=False)
