@@ -74,7 +74,7 @@ def test_oracle_reaches_the_ceiling(cases):
     assert m["garment"] >= 0.95 and m["identity"] >= 0.9
     assert m["switch_first"] == 1.0 and m["switch_later"] == 1.0 and m["stuck_first"] == 0.0
     assert m["continuity"] >= 0.9 and abs(m["amplitude"] - 1.0) < 0.05
-    assert m["drift_early"] == 1.0 and m["drift_late"] == 1.0 and m["tryoff"] == 1.0
+    assert m["drift_early"] == 1.0 and m["drift_late"] == 1.0 and m["tryoff"] == 1.0 and m["pattern"] == 1.0
     assert all(row["passed"].values()) and set(row["passed"]) == set(BARS)
     json.dumps(result, allow_nan=False)  # strict JSON
 
@@ -98,6 +98,36 @@ def test_wrong_garment_is_not_retrieved(cases):
     r = switch_metrics(IgnoresSwitchGenerator(), cases, CFG)
     assert r["switch_first"] == 0.0 and r["switch_later"] == 0.0 and r["stuck_later"] == 1.0
     assert r["continuity"] >= 0.9  # a smooth clip, just the wrong clothes
+
+
+class WrongPatternGenerator(OracleGenerator):
+    """The world's render in the right shapes and colours but another pattern (a pattern-diagnostic distractor)."""
+
+    def __init__(self, cases):
+        super().__init__()
+        self.by_sample = {id(c.sample): c for c in cases}
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        case = self.by_sample[id(sample)]
+        plan, world = plan_of(sample)
+        wrong = case.pattern_outfits[(case.pattern_target + 1) % len(case.pattern_outfits)]
+        return render_frames(plan, world, 0, frames, garments=wrong)
+
+
+def test_pattern_candidates_differ_in_their_pattern_only(cases):
+    for case in cases:
+        true = case.pattern_outfits[case.pattern_target]
+        assert true == dict(case.sample.plan.garments) and len(case.pattern_outfits) == CFG.candidates
+        for j, outfit in enumerate(case.pattern_outfits):
+            for kind, g in outfit.items():
+                same = (g.shape, g.colours[0], g.inner) == (true[kind].shape, true[kind].colours[0], true[kind].inner)
+                assert same and (j == case.pattern_target or g.family != true[kind].family)
+
+
+def test_right_colours_wrong_pattern_fails_the_pattern_diagnostic(cases):
+    sections = dataclasses.replace(CFG, sections=("garment", "pattern"))
+    m = run_eval({"wrong pattern": WrongPatternGenerator(cases)}, sections, cases=cases)["rows"][0]["metrics"]
+    assert m["pattern"] == 0.0  # while garment retrieval, which colour and placement can carry, gave 0.75 here
 
 
 def test_tryoff_metric(cases):
@@ -150,7 +180,7 @@ def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):
                      "ablation: full (+ disentangle)"]
     rows = {r["name"]: r for r in result["rows"]}
     assert set(rows["student"]["metrics"]) >= {"garment", "identity", "switch_first", "drift_late", "tryoff"}
-    assert set(rows["teacher"]["metrics"]) == {"garment", "identity"}
+    assert set(rows["teacher"]["metrics"]) == {"garment", "identity", "pattern"}
     assert rows["ablation: full (+ disentangle)"]["metrics"]["switch_first"] == \
         rows["student"]["metrics"]["switch_first"]
     assert "teacher_vs_student" in result["comparisons"]

@@ -9,6 +9,9 @@ can be met). See docs/design.md §5. For each held-out sample (`build_cases`):
   K renders of the same person, motion and frames in K outfits: the truth, the reference's outfit
   (the "copied the reference" failure) and K-2 random test-split outfits that differ visibly;
 - identity retrieval: the head region of the same window among K people wearing the same clothes;
+- pattern retrieval (a diagnostic, no bar): the same window among K outfits that differ only in
+  their pattern (same shapes, same dominant colours, other texture families), so colour and where
+  it sits cannot decide: does the model transfer the garment's texture?
 - switch success: a switch (full outfit, or one piece of an upper/lower sample) at a chunk
   boundary; in the first chunk after it and from the second chunk on, the new garment must be
   retrieved among [new, old, reference, K-3 others] (so the old one is not);
@@ -41,7 +44,7 @@ from torch import Tensor
 from ..config import JsonConfig
 from ..rescheduling import SwitchPolicy
 from ..synthetic import (SPLITS, TEXTURE_FAMILIES, TRAIN_FAMILIES, Garment, WorldConfig, flat_lay,
-                         garment_from_image, garments_differ, outfit_flat_lay, plan_sample, render_plan,
+                         garment_from_image, garments_differ, outfit_flat_lay, plan_sample, render_plan, restyle,
                          sample_garment, segment_garment)
 from ..synthetic.palette import contrast
 from ..synthetic.people import Person, sample_person
@@ -54,7 +57,7 @@ from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
 __all__ = ["BARS", "SECTIONS", "EvalConfig", "EvalCase", "Row", "build_cases", "build_garment_cases",
-           "load_garments", "guess_kind", "plain_clips", "garment_retrieval", "identity_retrieval",
+           "load_garments", "guess_kind", "plain_clips", "garment_retrieval", "identity_retrieval", "pattern_retrieval",
            "switch_metrics", "drift", "tryoff_retrieval", "summarise", "default_rows", "run_eval", "finite",
            "json_config"]
 
@@ -65,8 +68,8 @@ BARS: dict[str, float] = {
     "garment": 0.90, "identity": 0.90, "switch_first": 0.80, "switch_later": 0.90, "continuity": 0.80,
     "amplitude": 0.50, "drift_late": 0.85, "tryoff": 0.90,
 }
-SECTIONS = ("garment", "identity", "switch", "drift", "teacher", "ablation", "tryoff")
-_ROW_SECTIONS = ("garment", "identity", "switch", "drift", "tryoff")
+SECTIONS = ("garment", "identity", "pattern", "switch", "drift", "teacher", "ablation", "tryoff")
+_ROW_SECTIONS = ("garment", "identity", "pattern", "switch", "drift", "tryoff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -156,6 +159,8 @@ class EvalCase:
     tryoff_target: int
     tryoff_frame: int
     label: str = ""
+    pattern_outfits: list[dict[str, Garment]] = field(default_factory=list)  # K outfits differing in pattern only
+    pattern_target: int = 0
     cache: dict = field(default_factory=dict, repr=False)  # candidate descriptors, ground-truth silhouettes
 
     def memo(self, key, make: Callable[[], Any]):
@@ -249,12 +254,32 @@ def _standard_case(index: int, seed: int, cfg: EvalConfig) -> EvalCase:
         [{kd: others[kd][j] for kd in kinds} for j in range(k - 3)]
     switch_outfits, swhere = _place(rng, [{**true, **p} for p in pool])
     tslot = "full" if plan.slots == "full" else KINDS[int(rng.integers(len(KINDS)))]
+    patterns, pattern_where = _place(_rng(cfg, seed, 0x9A77), _pattern_outfits(_rng(cfg, seed, 0x9A78), true, k,
+                                                                                 families))
     return EvalCase(
         index=index, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
         person_target=pwhere[0], switch_sample=sample,
         switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.size), new), switch_outfits=switch_outfits,
         switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=tslot,
-        tryoff_flats=_tryoff_flats(outfits, tslot, cfg.size), tryoff_target=where[0], tryoff_frame=cfg.frames // 2)
+        tryoff_flats=_tryoff_flats(outfits, tslot, cfg.size), tryoff_target=where[0], tryoff_frame=cfg.frames // 2,
+        pattern_outfits=patterns, pattern_target=pattern_where[0])
+
+
+def _pattern_outfits(rng: np.random.Generator, true: dict[str, Garment], k: int,
+                     families: Sequence[str]) -> list[dict[str, Garment]]:
+    """`true` first, then k-1 outfits whose every piece keeps its shape and dominant colour but not its pattern.
+
+    Each distractor piece takes another texture family than the true piece (families repeat, with
+    other parameters, once they run out); a solid garment's distractors are all patterned.
+    """
+    out = [dict(true)]
+    for j in range(k - 1):
+        outfit = {}
+        for kind, g in true.items():
+            others = [f for f in families if f != g.family]
+            outfit[kind] = restyle(g, rng, others[(j + int(rng.integers(len(others)))) % len(others)])
+        out.append(outfit)
+    return out
 
 
 def build_cases(cfg: EvalConfig = EvalConfig()) -> list[EvalCase]:
@@ -420,10 +445,10 @@ def _pool(case: EvalCase, key: str, start: int, stop: int, cfg: EvalConfig, regi
     """Descriptors `[K, D]` of the K candidates of `key` over frames [start, stop) (cached in the case)."""
     def make() -> Tensor:
         plan, world = case.sample.plan, case.sample.world
-        items = case.outfits if key == "garment" else case.people
+        items = {"garment": case.outfits, "pattern": case.pattern_outfits}.get(key, case.people)
         out = []
         for item in items:
-            kw = {"garments": item} if key == "garment" else {"person": item}
+            kw = {"person": item} if key == "identity" else {"garments": item}
             video = render_frames(plan, world, start, stop - start, **kw)
             out.append(_describe(video, case.sample.background, cfg, region))
         return torch.stack(out)
@@ -437,7 +462,7 @@ def _retrieval(metric: str, generator: ClipGenerator, cases: Sequence[EvalCase],
     a, b = cfg.chunk, cfg.frames
     details = []
     for case, clip in zip(cases, clips):
-        target = case.target if metric == "garment" else case.person_target
+        target = {"garment": case.target, "pattern": case.pattern_target}.get(metric, case.person_target)
         query = _describe(clip[a:b], case.sample.background, cfg, region)
         decision = retrieval_decision(query, _pool(case, metric, a, b, cfg, region), target)
         extra = {"label": case.label} if metric == "garment" else {}
@@ -451,10 +476,27 @@ def garment_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: 
     return _retrieval("garment", generator, cases, cfg, clips)
 
 
+def pattern_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
+                      clips: Sequence[Tensor] | None = None) -> dict:
+    """Pattern retrieval (a diagnostic) on frames [chunk, frames): {"pattern", "details"}; cases without
+    pattern candidates (user garments) are skipped."""
+    cases_clips = [(c, x) for c, x in zip(cases, clips if clips is not None else [None] * len(cases))
+                   if c.pattern_outfits]
+    if not cases_clips:
+        return {"pattern": float("nan"), "details": []}
+    cases, clips = [c for c, _ in cases_clips], None if clips is None else [x for _, x in cases_clips]
+    return _retrieval("pattern", generator, cases, cfg, clips)
+
+
 def identity_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
                        clips: Sequence[Tensor] | None = None) -> dict:
     """Identity retrieval (head region) on frames [chunk, frames): {"identity", "details"}."""
     return _retrieval("identity", generator, cases, cfg, clips, head_mask)
+
+
+# the sections judged on each case's plain try-on clip (generated once per row, shared)
+RETRIEVALS: dict[str, Callable[..., dict]] = {"garment": garment_retrieval, "identity": identity_retrieval,
+                                              "pattern": pattern_retrieval}
 
 
 def _switch_truth(case: EvalCase, cfg: EvalConfig) -> dict:
@@ -542,7 +584,7 @@ def tryoff_retrieval(extractor: TryOffExtractor, cases: Sequence[EvalCase], cfg:
 
 def summarise(section: str, details: Sequence[dict]) -> dict[str, float]:
     """A section's numbers from its per-sample details (so a subset of cases can be re-summarised)."""
-    if section in ("garment", "identity", "tryoff"):
+    if section in ("garment", "identity", "pattern", "tryoff"):
         return {section: _mean([d["hit"] for d in details])}
     if section == "switch":
         truth_amp = sum(d["truth_amplitude"] for d in details)
@@ -576,7 +618,7 @@ class Row:
     name: str
     generator: ClipGenerator | None = None
     tryoff: TryOffExtractor | None = None
-    sections: tuple[str, ...] = ("garment", "identity", "switch", "drift", "tryoff")
+    sections: tuple[str, ...] = _ROW_SECTIONS
     group: str = "main"  # main | teacher | ablation | oracle
     subset: int | None = None
     reuse: str | None = None
@@ -600,7 +642,7 @@ def default_rows(model, cfg: EvalConfig, oracle: bool = False) -> list[Row]:
         rows.append(Row("try-off", None, tryoff, sections=("tryoff",)))
     if model.teacher is not None and "teacher" in cfg.sections:
         rows.append(Row("teacher", TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg),
-                        sections=("garment", "identity"), group="teacher", subset=cfg.teacher_samples))
+                        sections=tuple(RETRIEVALS), group="teacher", subset=cfg.teacher_samples))
     if model.student is not None and "ablation" in cfg.sections:
         for label, policy in ABLATION:
             full = policy == SwitchPolicy.full()
@@ -616,7 +658,7 @@ def _as_rows(subject, cfg: EvalConfig, oracle: bool) -> list[Row]:
     items = list(subject.items()) if isinstance(subject, Mapping) else [(getattr(r, "name", None), r) for r in subject]
     rows = [r if isinstance(r, Row) else
             Row(name, None, r, sections=("tryoff",)) if not hasattr(r, "generate") else
-            Row(name, r, sections=_ROW_SECTIONS if getattr(r, "supports_switches", True) else ("garment", "identity"))
+            Row(name, r, sections=_ROW_SECTIONS if getattr(r, "supports_switches", True) else tuple(RETRIEVALS))
             for name, r in items]
     if oracle and not any(r.group == "oracle" for r in rows):
         rows.insert(0, Row("oracle", OracleGenerator(cfg.world()), OracleTryOff(), group="oracle"))
@@ -693,11 +735,10 @@ def run_eval(subject=None, cfg: EvalConfig = EvalConfig(), *, oracle: bool = Fal
             clips = None
             for s in sections:
                 t = time.perf_counter()
-                if s in ("garment", "identity"):
+                if s in RETRIEVALS:
                     if clips is None:
                         clips = plain_clips(row.generator, row_cases, cfg)
-                    fn = garment_retrieval if s == "garment" else identity_retrieval
-                    r = fn(row.generator, row_cases, cfg, clips)
+                    r = RETRIEVALS[s](row.generator, row_cases, cfg, clips)
                 elif s == "switch":
                     r = switch_metrics(row.generator, row_cases, cfg)
                 elif s == "drift":

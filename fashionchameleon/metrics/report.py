@@ -19,6 +19,7 @@ __all__ = ["COLUMNS", "markdown_table", "markdown_report", "write_json", "read_j
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("garment", "garment"),
     ("identity", "identity"),
+    ("pattern", "pattern (diag.)"),
     ("switch_first", "switch 1st chunk"),
     ("switch_later", "switch later"),
     ("continuity", "continuity"),

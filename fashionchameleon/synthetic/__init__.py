@@ -13,7 +13,7 @@ deterministic given a seed.
 """
 from .background import BACKGROUND_STYLES, BackgroundSpec, render_background, sample_background, sample_background_spec
 from .from_image import garment_from_image, guess_shape, outfit_from_image, segment_garment
-from .garments import Garment, flat_lay, garment_atlas, garments_differ, outfit_flat_lay, sample_garment
+from .garments import Garment, flat_lay, garment_atlas, garments_differ, outfit_flat_lay, restyle, sample_garment
 from .motion import FPS, JOINTS, MOTION_NAMES, MOTIONS, MotionParams, MotionSpec, Pose, motion_prompt, pose_clip, \
     sample_motion
 from .people import HAIR_STYLES, BodyDims, Person, sample_person
@@ -29,7 +29,7 @@ __all__ = [
     "WorldConfig", "Sample", "SamplePlan", "SPLITS", "SLOT_LAYOUTS", "split_of", "make_sample", "plan_sample",
     "render_plan", "render_with", "iterate",
     # garments and textures
-    "Garment", "flat_lay", "outfit_flat_lay", "garment_atlas", "sample_garment", "garments_differ",
+    "Garment", "flat_lay", "outfit_flat_lay", "garment_atlas", "sample_garment", "garments_differ", "restyle",
     "garment_from_image", "outfit_from_image", "segment_garment", "guess_shape", "UPPER_SHAPES", "LOWER_SHAPES",
     "TEMPLATES", "TEXTURE_FAMILIES", "TRAIN_FAMILIES", "HELD_OUT_FAMILY", "Solid", "Stripes", "Checks", "Dots",
     "ColourBlocks", "Logo", "ImageTexture", "render_texture", "sample_texture",

@@ -23,7 +23,7 @@ from .templates import KINDS, LOWER_SHAPES, TEMPLATES, UPPER_SHAPES, template_al
 from .textures import (GLYPHS, ImageTexture, Logo, Solid, Texture, render_texture, sample_texture,
                        texture_colours)
 
-__all__ = ["Garment", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment", "garments_differ",
+__all__ = ["Garment", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment", "garments_differ", "restyle",
            "mosaic", "sample_atlas", "LOGO_CENTRES"]
 
 # where a logo sits: the chest, the wearer's right chest of an open jacket, the wearer's right thigh
@@ -145,6 +145,12 @@ def sample_garment(rng: np.random.Generator, kind: str, families: Sequence[str],
     if shape == "jacket":
         inner = sample_contrasting(rng, texture_colours(front)[0], min_contrast=0.5)
     return Garment(kind, shape, front, back, inner)
+
+
+def restyle(garment: Garment, rng: np.random.Generator, family: str) -> Garment:
+    """The same garment (kind, shape, dominant colour, jacket inner) with a `family` pattern front and back."""
+    front = _sample_front(rng, "jacket" if garment.shape == "jacket" else garment.kind, family, garment.colours[0])
+    return dataclasses.replace(garment, front=front, back=front)
 
 
 def garments_differ(a: Garment, b: Garment, min_contrast: float = 0.3) -> bool:
