@@ -14,6 +14,7 @@ from fashionchameleon.train.dit_stage import DiffusionStageConfig
 from fashionchameleon.train.ema import EMA
 from fashionchameleon.train.forcing_stage import ForcingStage
 from fashionchameleon.train.runner import RunConfig, run_stage
+from fashionchameleon.train.state import compact_state
 from fashionchameleon.train.teacher_stage import TeacherStage
 
 MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
@@ -136,6 +137,8 @@ def test_export_writes_the_average_and_a_resume_can_switch_it_on(tmp_path):
     shadow, raw = resumed.ema.shadow.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(exported[k], v) for k, v in shadow.items())
     assert any(not torch.equal(shadow[k], raw[k]) for k in raw)  # the average is not the raw weights
+    compact = compact_state(tmp_path / "state.safetensors", tmp_path / "small" / "state.safetensors")
+    assert not any(k.startswith("module.ema.") for k in load_checkpoint(compact).tensors)  # one network's size
     again = TeacherStage(_cfg(ema_decay=0.99), _fixed)  # the average itself resumes
     run_stage(again, RunConfig(steps=5, save_every=1000), tmp_path, again.cfg)
     assert int(again.ema.updates) == 2 and all(torch.equal(again.ema.shadow.state_dict()[k], v)

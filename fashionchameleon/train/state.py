@@ -87,11 +87,17 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
     return int(ckpt.metadata["step"]), extra
 
 
-def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Copy a training state without optimizer moments, module weights cast to `dtype` (see module doc)."""
+def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16,
+                  drop_modules: tuple[str, ...] = ("ema",)) -> Path:
+    """Copy a training state without optimizer moments, module weights cast to `dtype` (see module doc).
+
+    `drop_modules` are left out too: by default a weights' moving average, which a resumed run
+    restarts from the resumed weights (it is optional in a state), so the copy stays one network's size.
+    """
     ckpt = load_checkpoint(src, expect_stage="training")
+    dropped = tuple(f"module.{m}." for m in drop_modules)
     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.tensors.items()
-               if k.startswith("module.")}
+               if k.startswith("module.") and not k.startswith(dropped)}
     tensors["rng.torch"] = ckpt.tensors["rng.torch"]
     extra = json.loads(ckpt.metadata["extra"])
     extra["compacted_from"] = Path(src).name
