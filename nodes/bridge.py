@@ -55,7 +55,7 @@ from .types import log
 
 __all__ = ["LatentStats", "WAN21_STATS", "WAN22_STATS", "stats_for", "DecoderSpec", "KNOWN_DECODERS",
            "KeptCache", "Segment", "ComfyVAECodec", "ConditioningText", "CONDITIONING_PROMPT", "stream_parts",
-           "check_codec_fit", "check_image_size"]
+           "check_codec_fit", "check_image_size", "WAN_FPS", "stream_fps"]
 
 # The prompt a session records when its text comes from a CONDITIONING input (any non-empty prompt
 # selects the positive conditioning; "" selects the negative one).
@@ -425,6 +425,17 @@ def check_image_size(size: tuple[int, int], codec: Any, cfg: ModelConfig, node: 
         raise ValueError(f"{node}: the reference is {h}x{w} (HxW), but with this VAE ({codec.spatial_factor}x) and "
                          f"the DiT's patch ({cfg.patch_size[1]}) both sides must be multiples of {unit}; resize or "
                          f"crop the images, e.g. to {near}")
+
+
+# frame rate of the videos each Wan VAE family's DiTs make, by latent channels (Wan2.1: 16, Wan2.2-TI2V-5B: 24)
+WAN_FPS = {16: 16.0, 48: 24.0}
+
+
+def stream_fps(codec: Any, default: float) -> float:
+    """The stream's fps output: the Wan family's rate when a ComfyUI VAE drives it, else the model's `default`."""
+    if isinstance(codec, ComfyVAECodec):
+        return WAN_FPS.get(codec.latent_channels, default)
+    return default
 
 
 def stream_parts(model: Any, cfg: ModelConfig, vae: Any = None, conditioning: Any = None,

@@ -90,7 +90,9 @@ class StreamGenerate(io.ComfyNode):
                                  tooltip="The stream after the last chunk: connect it to continue, swap a garment "
                                          "or refresh the cache. A new value; the input stream is left as it was."),
                 io.Float.Output(display_name="fps",
-                                tooltip="The model's frame rate, for core's CreateVideo or SaveAnimatedWEBP nodes."),
+                                tooltip="The video's frame rate, for core's CreateVideo or SaveAnimatedWEBP nodes: 16 "
+                                        "for the embedded model, the Wan family's (Wan2.2: 24, Wan2.1: 16) when "
+                                        "a VAE is connected."),
             ],
         )
 
@@ -185,7 +187,7 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae
     if conditioning is not None:
         prompt = bridge.CONDITIONING_PROMPT
     session = model.session(refs, garments, prompt, int(seed), codec=codec, prompt_encoder=text)
-    return FCStream(session, float(getattr(model, "fps", DEFAULT_FPS)))
+    return FCStream(session, bridge.stream_fps(codec, float(getattr(model, "fps", DEFAULT_FPS))))
 
 
 def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slots: str | None) -> None:

@@ -256,3 +256,10 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
     assert frames.shape == (9, SIZE, SIZE, 3)
     context = stream.session.prompt_encoder.encode(["x"])  # padded with zeros to the DiT's text length
     assert context.shape == (1, model.student.cfg.text_len, TEXT_DIM) and not context[:, 3:].any()
+
+
+def test_fps_output_follows_the_wan_family_of_a_connected_vae(host):
+    stream_fps = host.bridge.stream_fps
+    assert stream_fps(host.bridge.ComfyVAECodec(FakeVAE("2.2", latent_channels=48, spatial=8, seed=0)), 16.0) == 24.0
+    assert stream_fps(host.bridge.ComfyVAECodec(FakeVAE("2.1", latent_channels=16, spatial=4, seed=0)), 16.0) == 16.0
+    assert stream_fps(object(), 16.0) == 16.0  # the embedded codec: the model's own rate
