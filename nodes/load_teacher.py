@@ -85,7 +85,8 @@ def _load_embedded(device, dtype, parts: tuple[str, ...] = tuple(fc_embedded.PAR
 
 def _load_file(path: Path, device, dtype):
     """A DiT file, paired with the embedded codec and prompt encoder."""
-    stage = read_header(path).get("__metadata__", {}).get("fc_stage", "unknown")
+    meta = read_header(path).get("__metadata__", {})
+    stage = meta.get("fc_stage", "unknown")
     if stage not in (*_DIT_STAGES, "unknown"):
         raise CheckpointError(f"{path}: stage {stage!r} found, but this loader takes a DiT ({' / '.join(_DIT_STAGES)}"
                               f", or a Wan-layout file without FashionChameleon metadata). Searched "
@@ -101,6 +102,5 @@ def _load_file(path: Path, device, dtype):
     role = "student" if stage == "unknown" else stage
     setattr(base, role, dit)
     if role == "student":  # stream with the context the student was trained on, when its file says
-        base.stream_config = fc_embedded.trained_stream_config(read_header(path).get("__metadata__", {}), path) \
-            or base.stream_config
+        base.stream_config = fc_embedded.trained_stream_config(meta, path) or base.stream_config
     return base

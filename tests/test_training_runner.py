@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from fashionchameleon.checkpoint import load_checkpoint
 from fashionchameleon.train.codec_stage import CodecStage, CodecStageConfig
+from fashionchameleon.train.ema import EMA
 from fashionchameleon.train.runner import RunConfig, export_snapshot, read_log, run_stage
-from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state
+from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state, save_state
 
 MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 4, "temporal_factor": 2, "widths": [8, 16]}
 
@@ -93,3 +95,13 @@ def test_export_snapshot_writes_the_saved_weights_of_an_unfinished_run(tmp_path)
     assert weights and all(torch.equal(exported[k], v) for k, v in weights.items())
     with pytest.raises(FileNotFoundError, match="no training state"):
         export_snapshot(fresh, tmp_path / "nowhere", tmp_path / "snap")
+
+
+def test_a_compact_state_drops_only_the_modules_a_resume_can_do_without(tmp_path):
+    net = nn.Linear(4, 4)
+    # "ema" here is a network a resume needs (as GR-DMD's exported generator); "average" is optional
+    modules = {"model": net, "ema": nn.Linear(4, 4), "average": EMA(net, 0.99)}
+    full = save_state(tmp_path / "full.safetensors", 3, modules, {}, {})
+    kept = load_checkpoint(compact_state(full, tmp_path / "small.safetensors"), expect_stage="training").tensors
+    assert any(k.startswith("module.ema.") for k in kept) and any(k.startswith("module.model.") for k in kept)
+    assert not any(k.startswith("module.average.") for k in kept)

@@ -480,12 +480,11 @@ def pattern_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: 
                       clips: Sequence[Tensor] | None = None) -> dict:
     """Pattern retrieval (a diagnostic) on frames [chunk, frames): {"pattern", "details"}; cases without
     pattern candidates (user garments) are skipped."""
-    cases_clips = [(c, x) for c, x in zip(cases, clips if clips is not None else [None] * len(cases))
-                   if c.pattern_outfits]
-    if not cases_clips:
+    keep = [i for i, c in enumerate(cases) if c.pattern_outfits]
+    if not keep:
         return {"pattern": float("nan"), "details": []}
-    cases, clips = [c for c, _ in cases_clips], None if clips is None else [x for _, x in cases_clips]
-    return _retrieval("pattern", generator, cases, cfg, clips)
+    return _retrieval("pattern", generator, [cases[i] for i in keep], cfg,
+                      None if clips is None else [clips[i] for i in keep])
 
 
 def identity_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,

@@ -24,6 +24,7 @@ from .distributed import unwrap
 __all__ = ["save_state", "load_state", "compact_state", "OPTIMIZER_RESET"]
 
 OPTIMIZER_RESET = "optimizer_reset"  # key in load_state's `extra`: the file had no optimizer moments
+OPTIONAL_MODULES = "optional_modules"  # metadata key: modules a resume may do without (compact_state drops them)
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -62,7 +63,9 @@ def save_state(path: str | Path, step: int, modules: Mapping[str, nn.Module],
         tensors.update(t)
         optim_meta[name] = meta
     tensors["rng.torch"] = torch.get_rng_state()
-    info = {"step": str(step), "optimizers": json.dumps(optim_meta), "extra": json.dumps(dict(extra or {}))}
+    optional = sorted(n for n, m in modules.items() if getattr(m, "optional_in_state", False))
+    info = {"step": str(step), "optimizers": json.dumps(optim_meta), "extra": json.dumps(dict(extra or {})),
+            OPTIONAL_MODULES: json.dumps(optional)}
     return save_checkpoint(path, tensors, "training", config, extra=info)
 
 
@@ -87,15 +90,15 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
     return int(ckpt.metadata["step"]), extra
 
 
-def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16,
-                  drop_modules: tuple[str, ...] = ("ema",)) -> Path:
+def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
     """Copy a training state without optimizer moments, module weights cast to `dtype` (see module doc).
 
-    `drop_modules` are left out too: by default a weights' moving average, which a resumed run
-    restarts from the resumed weights (it is optional in a state), so the copy stays one network's size.
+    Modules the state lists as optional (`optional_in_state`, e.g. a DiT stage's weights' average,
+    which a resumed run restarts from the resumed weights) are left out too, so the copy stays one
+    network's size; every module a resume needs is kept.
     """
     ckpt = load_checkpoint(src, expect_stage="training")
-    dropped = tuple(f"module.{m}." for m in drop_modules)
+    dropped = tuple(f"module.{m}." for m in json.loads(ckpt.metadata.get(OPTIONAL_MODULES, "[]")))
     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.tensors.items()
                if k.startswith("module.") and not k.startswith(dropped)}
     tensors["rng.torch"] = ckpt.tensors["rng.torch"]
