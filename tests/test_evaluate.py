@@ -176,11 +176,12 @@ def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):
                      long_splits=2, long_samples=1, teacher_samples=1, teacher_steps=2, tryoff_steps=2)
     result = run_eval(micro_embedded, cfg, oracle=True)
     names = [r["name"] for r in result["rows"]]
-    assert names == ["oracle", "student", "teacher", "ablation: refresh only", "ablation: refresh + withdraw",
-                     "ablation: full (+ disentangle)"]
+    assert names == ["oracle", "oracle through the codec", "student", "teacher", "ablation: refresh only",
+                     "ablation: refresh + withdraw", "ablation: full (+ disentangle)"]
     rows = {r["name"]: r for r in result["rows"]}
     assert set(rows["student"]["metrics"]) >= {"garment", "identity", "switch_first", "drift_late", "tryoff"}
     assert set(rows["teacher"]["metrics"]) == {"garment", "identity", "pattern"}
+    assert set(rows["oracle through the codec"]["metrics"]) == {"garment", "identity", "pattern"}
     assert rows["ablation: full (+ disentangle)"]["metrics"]["switch_first"] == \
         rows["student"]["metrics"]["switch_first"]
     assert "teacher_vs_student" in result["comparisons"]

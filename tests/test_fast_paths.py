@@ -56,19 +56,56 @@ def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_chan
     assert "_fused" not in str(list(attn.state_dict()))  # no new state: Wan checkpoints load as before
 
 
-def test_fused_feed_forward_at_inference_equals_the_modules():
-    from fashionchameleon.fused import _onednn_linear, feed_forward
-
+def _ffn() -> torch.nn.Sequential:
     torch.manual_seed(0)
-    ffn = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))
+    return torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))
+
+
+@pytest.mark.parametrize("route", ["auto", "onednn", "plain"])
+def test_fused_feed_forward_at_inference_equals_the_modules(route, monkeypatch):
+    from fashionchameleon.fused import FFN_ROUTE_ENV, _onednn_linear, feed_forward, ffn_route
+
+    monkeypatch.setenv(FFN_ROUTE_ENV, route)
+    ffn = _ffn()
     x = torch.randn(1, 3, 8, 16)
     plain = ffn(x)  # grad enabled: the modules
     with torch.no_grad():
         fast = feed_forward(ffn, x)
+        chosen = ffn_route(ffn, x.reshape(-1, 16))
     assert fast.shape == x.shape
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
+    assert chosen in ("onednn", "plain") and (route == "auto" or chosen == route)
     if torch.backends.mkldnn.is_available():
-        assert _onednn_linear()  # x86 CPU builds have it; the fast path is the one measured
+        assert _onednn_linear()  # x86 CPU builds have it: both routes are really compared
+
+
+def test_ffn_route_keeps_the_measured_faster_route_per_shape(monkeypatch):
+    from fashionchameleon import fused
+
+    monkeypatch.delenv(fused.FFN_ROUTE_ENV, raising=False)
+    monkeypatch.setattr(fused, "_chosen", {})
+    calls = []
+
+    def fake_timed(route, ffn, x2d, repeats):
+        calls.append(route.__name__)
+        slow = "_onednn_ffn" if x2d.shape[0] == 24 else "_plain_ffn"  # oneDNN loses on 24 rows, wins on 48
+        return 2.0 if route.__name__ == slow else 1.0
+
+    monkeypatch.setattr(fused, "_timed", fake_timed)
+    ffn = _ffn()
+    with torch.no_grad():
+        assert fused.ffn_route(ffn, torch.randn(24, 16)) == "plain"
+        assert fused.ffn_route(ffn, torch.randn(48, 16)) == "onednn"
+        assert fused.ffn_route(ffn, torch.randn(24, 16)) == "plain"
+    assert len(calls) == 4  # each shape measured once, both routes
+
+
+def test_ffn_route_rejects_an_unknown_setting(monkeypatch):
+    from fashionchameleon import fused
+
+    monkeypatch.setenv(fused.FFN_ROUTE_ENV, "fastest")
+    with pytest.raises(ValueError, match="FASHIONCHAMELEON_FFN='fastest': use auto, onednn or plain"):
+        fused.ffn_route(_ffn(), torch.randn(4, 16))
 
 
 @pytest.mark.parametrize("frames", [1, 3])

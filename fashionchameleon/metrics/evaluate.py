@@ -51,8 +51,8 @@ from ..synthetic.people import Person, sample_person
 from ..synthetic.shapes import grid
 from ..synthetic.templates import KINDS, LOWER_SHAPES, UPPER_SHAPES, template_bbox, template_mask
 from .descriptors import foreground_mask, head_mask, open_mask, robust_describe
-from .generators import (ClipGenerator, EvalSample, ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
-                         Switch, TeacherGenerator, TryOffExtractor, render_frames)
+from .generators import (ClipGenerator, CodecOracleGenerator, EvalSample, ModelTryOff, OracleGenerator, OracleTryOff,
+                         StudentGenerator, Switch, TeacherGenerator, TryOffExtractor, render_frames)
 from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
@@ -634,6 +634,9 @@ def default_rows(model, cfg: EvalConfig, oracle: bool = False) -> list[Row]:
         rows.append(Row("oracle", OracleGenerator(cfg.world()), OracleTryOff(), group="oracle"))
     if model is None:
         return rows
+    if oracle:  # the ceiling of anything decoded by this codec
+        rows.append(Row("oracle through the codec", CodecOracleGenerator(model.codec, cfg.world()),
+                        sections=tuple(RETRIEVALS), group="oracle"))
     tryoff = ModelTryOff(model, cfg.tryoff_steps) if model.tryoff is not None else None
     if model.student is not None:
         rows.append(Row("student", StudentGenerator(model), tryoff))

@@ -31,7 +31,7 @@ from ..synthetic import (Garment, Sample, SamplePlan, WorldConfig, garment_from_
 from ..synthetic.background import render_background
 
 __all__ = ["Switch", "as_switch", "EvalSample", "ClipGenerator", "TryOffExtractor", "StudentGenerator",
-           "TeacherGenerator", "OracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
+           "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
            "switch_garments", "plan_of"]
 
 
@@ -221,6 +221,30 @@ class OracleGenerator:
             if b > a:
                 parts.append(render_frames(plan, world, a, b - a, garments))
         return torch.cat(parts)
+
+
+class CodecOracleGenerator(OracleGenerator):
+    """The world's render passed through a codec (encode, decode): the ceiling of any model that decodes
+    with it, since whatever the codec blurs away (a face mark, a thin stripe) no generator can bring back."""
+
+    def __init__(self, codec, world: WorldConfig | None = None, name: str = "oracle through the codec"):
+        super().__init__(world, name)
+        self.codec = codec
+
+    @torch.no_grad()
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        video = super().generate(sample, frames, switches, seed)  # [T, 3, H, W]
+        whole = frames
+        while True:  # the shortest frame count the codec takes that covers the clip
+            try:
+                self.codec.latent_frames(whole)
+                break
+            except ValueError:
+                whole += 1
+        video = torch.cat([video, video[-1:].expand(whole - frames, -1, -1, -1)])  # repeat the last frame
+        latents = self.codec.encode_video(video.transpose(0, 1)[None])  # [1, C, F, h, w]
+        decoded, _ = self.codec.decode(latents)
+        return decoded[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------- try-off

@@ -86,7 +86,9 @@ def markdown_report(result: dict, title: str = "FashionChameleon evaluation") ->
     lines += ["", "Garment retrieval is measured after the first chunk; switch success needs the new garment retrieved "
               "(so the old one is not) among K candidates; continuity is silhouette IoU across the switch over the "
               "median adjacent IoU; motion amplitude is generated over ground truth; try-off retrieves the extracted "
-              "flat garment among K flat-lays. The oracle row is the ground truth through the same metric code."]
+              "flat garment among K flat-lays. The oracle row is the ground truth through the same metric code; "
+              "\"oracle through the codec\" is the ground truth encoded and decoded by the model's codec, the "
+              "ceiling of any generator that decodes with it."]
     timing = result.get("timing", {})
     if timing.get("total") is not None:
         rows = ", ".join(f"{k} {v:.0f}s" for k, v in timing.get("rows", {}).items())
