@@ -431,3 +431,9 @@ class CacheAttention:
         self.cache.write(layer, self.plan, k, v)
         keys, values, mask = self.cache.keys(layer, self.plan)
         return attend(q, keys, values, mask)
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Only write this pass's K/V `[B, H, L, Dh]` (a KV pass's last layer; `WanDiT.write_kv`)."""
+        if self.differentiable:
+            raise RuntimeError("a differentiable pass does not write the cache")
+        self.cache.write(layer, self.plan, k, v)

@@ -30,13 +30,19 @@ from .config import ModelConfig
 from .fused import feed_forward, gated_add, modulated_norm
 from .rope import apply_rope, rope_cos_sin
 
-__all__ = ["WanDiT", "SelfAttention", "FullSequence", "TextKV", "sinusoidal_embedding"]
+__all__ = ["WanDiT", "SelfAttention", "KVWriter", "FullSequence", "TextKV", "sinusoidal_embedding"]
 
 
 class SelfAttention(Protocol):
     """Decides which keys/values a layer's queries see. q/k/v `[B, H, L, Dh]` (k already rotated)."""
 
     def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+
+
+class KVWriter(Protocol):
+    """A backend that keeps keys/values (a KV cache): `WanDiT.write_kv` needs only this from its last layer."""
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None: ...
 
 
 @dataclass
@@ -151,7 +157,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], text_k: torch.Tensor,
                 text_v: torch.Tensor, attention: SelfAttention, layer: int) -> torch.Tensor:
         # x [B, F, S, D]; e [B, F, 6, D] per-frame modulation (float32)
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e).unsqueeze(2).unbind(3)  # [B,F,1,D]
+        shift1, scale1, gate1, shift2, scale2, gate2 = self._modulation(e)  # [B, F, 1, D] each
         b, f, s, d = x.shape
         h = modulated_norm(self.norm1, x, scale1, shift1)
         sa = self.self_attn
@@ -166,6 +172,18 @@ class Block(nn.Module):
 
         h = modulated_norm(self.norm2, x, scale2, shift2)
         return gated_add(x, feed_forward(self.ffn, h), gate2)
+
+    def _modulation(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # e [B, F, 6, D] (float32) -> shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, D]
+        return (self.modulation.float() + e).unsqueeze(2).unbind(3)
+
+    def write_kv(self, x: torch.Tensor, e: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                 attention: KVWriter, layer: int) -> None:
+        """Only this block's self-attention keys/values into `attention` (what a KV pass keeps of the last block)."""
+        shift1, scale1 = self._modulation(e)[:2]
+        b, f, s, d = x.shape
+        k, v = self.self_attn.project_kv(modulated_norm(self.norm1, x, scale1, shift1).view(b, f * s, d))
+        attention.write(layer, apply_rope(k, *rope), v)
 
 
 class Head(nn.Module):
@@ -252,6 +270,21 @@ class WanDiT(nn.Module):
         return e.float().view(b, f, self.cfg.dim), e0
 
     # ---------------------------------------------------------------- forward
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int]):
+        """Checked inputs -> (tokens `[B, F, S, D]`, e `[B, F|1, D]`, e0 `[B, F|1, 6, D]`, rope, TextKV, (gh, gw))."""
+        b, _, f, h, w = x.shape
+        if len(positions) != f:
+            raise ValueError(f"got {len(positions)} positions for {f} frames")
+        if t.shape != (b, f):
+            raise ValueError(f"timesteps must be [B, F] = [{b}, {f}], got {list(t.shape)}")
+        gh, gw = self.grid((h, w))
+        text = context if isinstance(context, TextKV) else self.text_kv(context)
+        tokens = self.patch_embedding(x.to(self.dtype))  # [B, D, F, gh, gw]
+        tokens = rearrange(tokens, "b d f h w -> b f (h w) d")  # [B, F, S, D]
+        e, e0 = self.time_modulation(t.to(self.device))
+        rope = rope_cos_sin(positions, (gh, gw), self.cfg.head_dim, self.cfg.rope_theta, self.device)
+        return tokens, e, e0, rope, text.repeat(b), (gh, gw)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
                 attention: SelfAttention | None = None) -> torch.Tensor:
         """Predict the flow-matching velocity of every frame.
@@ -260,23 +293,26 @@ class WanDiT(nn.Module):
         conditions), context prompt features `[B, Lt, text_dim]` or precomputed `TextKV`,
         positions: temporal RoPE index of each of the F frames. Returns `[B, C_out, F, H, W]`.
         """
-        b, _, f, h, w = x.shape
-        if len(positions) != f:
-            raise ValueError(f"got {len(positions)} positions for {f} frames")
-        if t.shape != (b, f):
-            raise ValueError(f"timesteps must be [B, F] = [{b}, {f}], got {list(t.shape)}")
-        gh, gw = self.grid((h, w))
-        text = context if isinstance(context, TextKV) else self.text_kv(context)
-        text = text.repeat(b)
+        tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions)
         if attention is None:
             attention = FullSequence(None, gh * gw)
-
-        tokens = self.patch_embedding(x.to(self.dtype))  # [B, D, F, gh, gw]
-        tokens = rearrange(tokens, "b d f h w -> b f (h w) d")  # [B, F, S, D]
-        e, e0 = self.time_modulation(t.to(self.device))
-        rope = rope_cos_sin(positions, (gh, gw), self.cfg.head_dim, self.cfg.rope_theta, self.device)
         for i, blk in enumerate(self.blocks):
             tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
         out = self.head(tokens, e)  # [B, F, S, p*q*r*C]
         pt, ph, pw = self.cfg.patch_size
         return rearrange(out, "b f (h w) (p q r c) -> b c (f p) (h q) (w r)", h=gh, w=gw, p=pt, q=ph, r=pw)
+
+    def write_kv(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
+                 attention: KVWriter) -> None:
+        """A KV pass: the frames' keys/values of every layer into `attention` (a cache), and nothing else.
+
+        The same K/V as `forward` writes, without what no cache keeps: the last block's attention
+        output, cross-attention and FFN, and the output head (a clean-context or condition pass).
+        """
+        if not hasattr(attention, "write"):
+            raise TypeError(f"write_kv needs a backend that keeps keys/values (a cache), got {type(attention).__name__}")
+        tokens, _, e0, rope, text, _ = self._inputs(x, t, context, positions)
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks[:last]):
+            tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+        self.blocks[last].write_kv(tokens, e0, rope, attention, last)

@@ -62,7 +62,7 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[
         if i + 1 < n:
             x = schedule.add_noise(x0, noises[i + 1].to(model.device, torch.float32), float(timesteps[i + 1]))
     clean = schedule.add_noise(x0, noises[-1].to(model.device, torch.float32), context_noise) if context_noise else x0
-    model(clean, _timesteps(context_noise, b, c, model.device), text, plan.positions, attention)
+    model.write_kv(clean, _timesteps(context_noise, b, c, model.device), text, plan.positions, attention)
     cache.commit(plan)
     return x0
 
@@ -72,7 +72,8 @@ def condition_pass(model: WanDiT, cache: KVCache, text: TextKV, latents: dict[tu
     items = list(latents)
     x = torch.cat([latents[i] for i in items], dim=2)  # [B, C, n, h, w]
     plan = cache.plan_conditions(items)
-    model(x, _timesteps(0.0, x.shape[0], x.shape[2], model.device), text, plan.positions, CacheAttention(cache, plan))
+    model.write_kv(x, _timesteps(0.0, x.shape[0], x.shape[2], model.device), text, plan.positions,
+                   CacheAttention(cache, plan))
     cache.commit(plan)
 
 

@@ -201,3 +201,31 @@ def test_memory_accounting():
     assert cache.used_bytes == 0
     _prefill(cache)
     assert cache.used_bytes == cache.nbytes * 2 // 23
+
+
+def test_a_kv_pass_writes_exactly_what_a_full_pass_writes():
+    from conftest import MICRO
+    from fashionchameleon.model import FullSequence, WanDiT
+
+    torch.manual_seed(0)
+    model = WanDiT(MICRO).eval().requires_grad_(False)
+    layout = CacheLayout(sink_frames=3, window_frames=6)
+    caches = [KVCache(layout, MICRO.num_layers, MICRO.num_heads, MICRO.head_dim, 4, chunk_frames=3) for _ in range(2)]
+    conditions = torch.randn(1, MICRO.in_dim, 2, 4, 4)
+    chunk = torch.randn(1, MICRO.in_dim, 3, 4, 4)
+    text = model.text_kv(torch.randn(1, MICRO.text_len, MICRO.text_dim))
+    for cache, kv_only in zip(caches, (False, True)):
+        for frames, items in ((conditions, cache.condition_items()), (chunk, None)):
+            plan = cache.plan_conditions(items) if items else cache.plan_chunk(3)
+            t = torch.zeros(1, frames.shape[2])
+            run = model.write_kv if kv_only else model
+            with torch.no_grad():  # as streamed: fused q/k/v in the full pass, k/v alone in the KV pass
+                out = run(frames, t, text, plan.positions, CacheAttention(cache, plan))
+            assert (out is None) == kv_only
+            cache.commit(plan)
+    torch.testing.assert_close(caches[1].k, caches[0].k, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(caches[1].v, caches[0].v, rtol=1e-6, atol=1e-6)
+    assert caches[0].k.abs().sum() > 0
+    assert caches[1].history_frames() == caches[0].history_frames()
+    with pytest.raises(TypeError, match="needs a backend that keeps keys/values"):
+        model.write_kv(chunk, torch.zeros(1, 3), text, [0, 1, 2], FullSequence())

@@ -35,6 +35,9 @@ class Oracle(torch.nn.Module):
         v = (x - torch.cat([x[:, :, :self.n_cond], self.target.expand(x.shape[0], -1, -1, -1, -1)], 2)) / sigma
         return v
 
+    def write_kv(self, x, t, context, positions, attention):  # a KV pass: recorded, no output
+        self.calls.append((x.shape[2], t[0, -1].item(), x.shape[0], "kv"))
+
 
 def test_teacher_euler_lands_on_the_data_point_with_cfg():
     g = torch.Generator().manual_seed(0)
@@ -60,4 +63,5 @@ def test_student_predicts_x0_every_step_and_writes_the_clean_pass():
     assert len(seen) == 4 and all((s - target).abs().max() < 1e-4 for s in seen)
     assert (x0 - target).abs().max().item() < 1e-4
     assert [round(c[1], 1) for c in oracle.calls] == [1000.0, 937.5, 833.3, 625.0, 0.0]  # 4 steps + clean pass
+    assert [c[3:] for c in oracle.calls] == [()] * 4 + [("kv",)]  # the clean pass only writes K/V
     assert cache.history_frames() == [2, 3, 4]  # committed as the sink

@@ -6,7 +6,8 @@ attention scores and weighted values against the keys in view, the cross-attenti
 projections and its attention against the (cached) text keys, the FFN, and the output head.
 Norms, RoPE, modulation and activations are elementwise and not counted; the text K/V are
 computed once per prompt, not per pass. A student chunk is `len(steps)` denoising passes plus the
-clean pass that writes its KV, all against the same keys.
+clean pass that writes its KV, all against the same keys; the clean pass is a KV pass
+(`WanDiT.write_kv`): its last block computes only keys and values, and it has no output head.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 from ..config import ModelConfig, StreamConfig
 from .measure import Clock
 
-__all__ = ["PassFlops", "pass_flops", "chunk_flops", "teacher_flops", "live_key_frames", "matmul_peak_flops"]
+__all__ = ["PassFlops", "pass_flops", "kv_pass_flops", "chunk_flops", "teacher_flops", "live_key_frames", "matmul_peak_flops"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class PassFlops:
         return self.embed + self.self_proj + self.self_attn + self.cross + self.ffn + self.head
 
     def scaled(self, n: int) -> "PassFlops":
-        return PassFlops(*(n * v for v in (self.embed, self.self_proj, self.self_attn, self.cross, self.ffn,
-                                           self.head)))
+        return PassFlops(*(n * v for v in vars(self).values()))
+
+    def __add__(self, other: "PassFlops") -> "PassFlops":
+        return PassFlops(*(a + b for a, b in zip(vars(self).values(), vars(other).values())))
 
 
 def pass_flops(cfg: ModelConfig, tokens_per_frame: int, query_frames: int, key_frames: int,
@@ -63,6 +66,17 @@ def pass_flops(cfg: ModelConfig, tokens_per_frame: int, query_frames: int, key_f
     return PassFlops(b * embed, *(b * layers * v for v in per_layer), b * head)
 
 
+def kv_pass_flops(cfg: ModelConfig, tokens_per_frame: int, query_frames: int, key_frames: int,
+                  batch: int = 1, time_embeddings: int | None = None) -> PassFlops:
+    """A KV pass (`WanDiT.write_kv`): a full pass but for the last block, which projects only keys and
+    values, and without the output head."""
+    full = pass_flops(cfg, tokens_per_frame, query_frames, key_frames, batch, time_embeddings)
+    layers = cfg.num_layers
+    one = lambda total: total // layers  # noqa: E731  (one block's share)
+    return PassFlops(full.embed, full.self_proj - one(full.self_proj) // 2, full.self_attn - one(full.self_attn),
+                     full.cross - one(full.cross), full.ffn - one(full.ffn), 0)
+
+
 def live_key_frames(stream: StreamConfig, num_conditions: int, chunk_index: int) -> int:
     """Cache frames a chunk's queries see: the conditions plus the video history and the chunk itself.
 
@@ -75,13 +89,15 @@ def live_key_frames(stream: StreamConfig, num_conditions: int, chunk_index: int)
 
 def chunk_flops(cfg: ModelConfig, stream: StreamConfig, tokens_per_frame: int, num_conditions: int,
                 chunk_index: int) -> PassFlops:
-    """One student chunk: the denoising passes plus the clean KV pass, against the live cache frames.
+    """One student chunk: the denoising passes plus the clean KV pass (`kv_pass_flops`), against the live cache frames.
 
     The chunk's frames share each pass's timestep: one time embedding per pass (as the model computes it
     on the CPU; a GPU forward embeds per frame, < 0.1 % more).
     """
     keys = live_key_frames(stream, num_conditions, chunk_index)
-    return pass_flops(cfg, tokens_per_frame, stream.chunk_frames, keys, time_embeddings=1).scaled(len(stream.steps) + 1)
+    c = stream.chunk_frames
+    return (pass_flops(cfg, tokens_per_frame, c, keys, time_embeddings=1).scaled(len(stream.steps))
+            + kv_pass_flops(cfg, tokens_per_frame, c, keys, time_embeddings=1))
 
 
 def teacher_flops(cfg: ModelConfig, tokens_per_frame: int, num_conditions: int, video_frames: int,

@@ -130,7 +130,8 @@ class DMDStage:
                     noise = torch.randn(x.shape, generator=g).to(self.device)
                     x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
             with torch.no_grad():
-                gen(x0.detach(), self._t(0.0, b, cfg.chunk_frames), text, plan.positions, CacheAttention(cache, plan))
+                gen.write_kv(x0.detach(), self._t(0.0, b, cfg.chunk_frames), text, plan.positions,
+                             CacheAttention(cache, plan))
                 cache.commit(plan)
             chunks.append(x0)
         return torch.cat(chunks, dim=2)
