@@ -286,14 +286,27 @@ class WanDiT(nn.Module):
         return tokens, e, e0, rope, text.repeat(b), (gh, gw)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
-                attention: SelfAttention | None = None) -> torch.Tensor:
+                attention: SelfAttention | None = None, kv_only: bool = False) -> torch.Tensor | None:
         """Predict the flow-matching velocity of every frame.
 
         x `[B, C, F, H, W]` latents (condition frames first), t `[B, F]` timesteps (0 for clean
         conditions), context prompt features `[B, Lt, text_dim]` or precomputed `TextKV`,
         positions: temporal RoPE index of each of the F frames. Returns `[B, C_out, F, H, W]`.
+
+        `kv_only` (a KV pass, see `write_kv`): only write every layer's keys/values into
+        `attention`, a backend that keeps them (a cache); returns None. Both kinds of pass go
+        through the module call, so forward (pre-)hooks see every pass.
         """
         tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions)
+        if kv_only:
+            if not hasattr(attention, "write"):
+                raise TypeError(f"a KV pass needs a backend that keeps keys/values (a cache), got "
+                                f"{type(attention).__name__}")
+            last = len(self.blocks) - 1
+            for i, blk in enumerate(self.blocks[:last]):
+                tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+            self.blocks[last].write_kv(tokens, e0, rope, attention, last)
+            return None
         if attention is None:
             attention = FullSequence(None, gh * gw)
         for i, blk in enumerate(self.blocks):
@@ -306,13 +319,7 @@ class WanDiT(nn.Module):
                  attention: KVWriter) -> None:
         """A KV pass: the frames' keys/values of every layer into `attention` (a cache), and nothing else.
 
-        The same K/V as `forward` writes, without what no cache keeps: the last block's attention
+        The same K/V as a full pass writes, without what no cache keeps: the last block's attention
         output, cross-attention and FFN, and the output head (a clean-context or condition pass).
         """
-        if not hasattr(attention, "write"):
-            raise TypeError(f"write_kv needs a backend that keeps keys/values (a cache), got {type(attention).__name__}")
-        tokens, _, e0, rope, text, _ = self._inputs(x, t, context, positions)
-        last = len(self.blocks) - 1
-        for i, blk in enumerate(self.blocks[:last]):
-            tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
-        self.blocks[last].write_kv(tokens, e0, rope, attention, last)
+        self(x, t, context, positions, attention, kv_only=True)
