@@ -292,6 +292,12 @@ def _prepare_tensors(state_dict: Mapping[str, torch.Tensor], where: str, prefix:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     if path.suffix.lower() in PICKLE_EXTENSIONS:
         raise CheckpointError(f"{path}: refusing to write a safetensors file with the pickle extension "
@@ -303,6 +309,7 @@ def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a saved model should read like any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

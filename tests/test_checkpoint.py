@@ -62,6 +62,9 @@ def test_round_trip_is_bit_identical(tmp_path, model):
     sd["extra.bf16"] = torch.randn(3, 5).to(torch.bfloat16)
     path = save_checkpoint(tmp_path / "t.safetensors", sd, "teacher", SMALL, extra={"seed": 3, "cmd": "train x"})
     assert sorted(os.listdir(tmp_path)) == ["t.safetensors"]  # the temp file was renamed away
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's 0600
 
     ck = load_checkpoint(path, expect_stage="teacher")
     assert ck.stage == "teacher" and ck.format_version == 1
