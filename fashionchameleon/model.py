@@ -297,11 +297,11 @@ class WanDiT(nn.Module):
         `attention`, a backend that keeps them (a cache); returns None. Both kinds of pass go
         through the module call, so forward (pre-)hooks see every pass.
         """
+        if kv_only and not hasattr(attention, "write"):  # refused before any work
+            raise TypeError(f"a KV pass needs a backend that keeps keys/values (a cache), got "
+                            f"{type(attention).__name__}")
         tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions)
         if kv_only:
-            if not hasattr(attention, "write"):
-                raise TypeError(f"a KV pass needs a backend that keeps keys/values (a cache), got "
-                                f"{type(attention).__name__}")
             last = len(self.blocks) - 1
             for i, blk in enumerate(self.blocks[:last]):
                 tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)

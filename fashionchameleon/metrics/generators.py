@@ -32,7 +32,7 @@ from ..synthetic.background import render_background
 
 __all__ = ["Switch", "as_switch", "EvalSample", "ClipGenerator", "TryOffExtractor", "StudentGenerator",
            "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
-           "switch_garments", "plan_of"]
+           "switch_garments", "plan_of", "covering_frames"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,17 @@ def _switches(switches: Iterable) -> list[Switch]:
     return sorted((as_switch(s) for s in switches), key=lambda s: s.frame)
 
 
+def covering_frames(codec, frames: int) -> int:
+    """The smallest clip length >= `frames` that the codec can hold (its latent frames cover whole groups)."""
+    for n in range(frames, frames + 2 * codec.temporal_factor + 1):
+        try:
+            codec.latent_frames(n)
+            return n
+        except ValueError:
+            continue
+    raise ValueError(f"no valid clip length near {frames} frames for this codec")
+
+
 # ---------------------------------------------------------------------------------------------- generators
 class StudentGenerator:
     """The causal student through a `StreamSession`; switches use `policy` (the full scheme by default)."""
@@ -164,17 +175,6 @@ class TeacherGenerator:
         self.model, self.steps, self.cfg, self.name = model, int(steps), float(cfg), name
         self.shift = float(model.stream_config.shift if shift is None else shift)
 
-    def _pixel_frames(self, frames: int) -> int:
-        """The smallest clip length >= frames that the codec can hold."""
-        codec = self.model.codec
-        for n in range(frames, frames + 2 * codec.temporal_factor + 1):
-            try:
-                codec.latent_frames(n)
-                return n
-            except ValueError:
-                continue
-        raise ValueError(f"no valid clip length near {frames} frames for this codec")
-
     @torch.no_grad()
     def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
         from ..sampler import sample_teacher
@@ -188,7 +188,7 @@ class TeacherGenerator:
         conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
         conditions = conditions.permute(2, 1, 0, 3, 4)  # [1, C, N, h, w]: references, then slots in order
         text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
-        n = self._pixel_frames(frames)
+        n = covering_frames(codec, frames)
         shape = (1, codec.latent_channels, codec.latent_frames(n), *conditions.shape[-2:])
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
         latents = sample_teacher(dit, conditions, text.to(device), negative.to(device), noise,
@@ -234,13 +234,7 @@ class CodecOracleGenerator(OracleGenerator):
     @torch.no_grad()
     def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
         video = super().generate(sample, frames, switches, seed)  # [T, 3, H, W]
-        whole = frames
-        while True:  # the shortest frame count the codec takes that covers the clip
-            try:
-                self.codec.latent_frames(whole)
-                break
-            except ValueError:
-                whole += 1
+        whole = covering_frames(self.codec, frames)
         video = torch.cat([video, video[-1:].expand(whole - frames, -1, -1, -1)])  # repeat the last frame
         latents = self.codec.encode_video(video.transpose(0, 1)[None])  # [1, C, F, h, w]
         decoded, _ = self.codec.decode(latents)
