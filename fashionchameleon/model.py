@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .attention import attend, expand_mask
+from .compiled import BlockCompiler
 from .config import ModelConfig
 from .fused import feed_forward, gated_add, modulated_norm
 from .rope import apply_rope, rope_cos_sin
@@ -212,6 +213,7 @@ class WanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
+        self.compiler: BlockCompiler | None = None  # set by `compile_blocks`
         self.reset_parameters()
 
     # ---------------------------------------------------------------- init
@@ -269,6 +271,23 @@ class WanDiT(nn.Module):
         e0 = self.time_projection(e).float().view(b, f, 6, self.cfg.dim)
         return e.float().view(b, f, self.cfg.dim), e0
 
+    def compile_blocks(self, enabled: bool = True) -> "WanDiT":
+        """Run the blocks through `torch.compile` at inference (`fashionchameleon.compiled`): the small ops
+        around attention fuse. Training (grad enabled) stays eager. Falls back to eager if compiling fails."""
+        self.compiler = BlockCompiler() if enabled else None
+        return self
+
+    def _run_blocks(self, tokens: torch.Tensor, e0: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                    text: TextKV, attention: SelfAttention, count: int) -> torch.Tensor:
+        """The first `count` blocks on tokens `[B, F, S, D]` (compiled at inference when `compile_blocks` asked)."""
+        compiled = self.compiler if self.compiler is not None and not torch.is_grad_enabled() else None
+        for i, blk in enumerate(self.blocks[:count]):
+            if compiled is not None:
+                tokens = compiled(blk, tokens, e0, rope, text.k[i], text.v[i], attention, i)
+            else:
+                tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+        return tokens
+
     # ---------------------------------------------------------------- forward
     def _inputs(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int]):
         """Checked inputs -> (tokens `[B, F, S, D]`, e `[B, F|1, D]`, e0 `[B, F|1, 6, D]`, rope, TextKV, (gh, gw))."""
@@ -303,14 +322,12 @@ class WanDiT(nn.Module):
         tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions)
         if kv_only:
             last = len(self.blocks) - 1
-            for i, blk in enumerate(self.blocks[:last]):
-                tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+            tokens = self._run_blocks(tokens, e0, rope, text, attention, last)
             self.blocks[last].write_kv(tokens, e0, rope, attention, last)
             return None
         if attention is None:
             attention = FullSequence(None, gh * gw)
-        for i, blk in enumerate(self.blocks):
-            tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+        tokens = self._run_blocks(tokens, e0, rope, text, attention, len(self.blocks))
         out = self.head(tokens, e)  # [B, F, S, p*q*r*C]
         pt, ph, pw = self.cfg.patch_size
         return rearrange(out, "b f (h w) (p q r c) -> b c (f p) (h q) (w r)", h=gh, w=gw, p=pt, q=ph, r=pw)

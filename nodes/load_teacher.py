@@ -41,6 +41,12 @@ class LoadTeacher(io.ComfyNode):
                 io.Combo.Input("device", options=list(host.DEVICES), default="auto",
                                tooltip="'auto' runs on ComfyUI's device (the GPU unless ComfyUI was started with "
                                        "--cpu); 'cpu' keeps this small model off the GPU."),
+                io.Boolean.Input("compile", default=False, optional=True,
+                                 tooltip="Run the DiT blocks through torch.compile: the small ops around attention "
+                                         "fuse, so every chunk is faster (measured in the pack's README). The first "
+                                         "stream of each size waits while they compile (tens of seconds on a "
+                                         "small CPU). Needs a C++ compiler; without one the model runs "
+                                         "uncompiled and the log says why."),
             ],
             outputs=[FC_MODEL.Output(display_name="model",
                                      tooltip="The loaded model, for 'FashionChameleon stream generate' and "
@@ -48,7 +54,7 @@ class LoadTeacher(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model: str, dtype: str = "auto", device: str = "auto"):
+    def fingerprint_inputs(cls, model: str, dtype: str = "auto", device: str = "auto", compile: bool = False):
         """Re-load when a weight file changes on disk (e.g. a training run writes new embedded weights)."""
         try:
             path = folders.resolve(model)
@@ -57,16 +63,19 @@ class LoadTeacher(io.ComfyNode):
         root = Path(fc_embedded.WEIGHTS_DIR)
         files = [root / name for name in fc_embedded.PARTS.values()] + ([] if path is None else [path])
         stamps = [(str(f), st.st_ino, st.st_mtime_ns, st.st_size) for f in files if f.is_file() for st in [f.stat()]]
-        return (model, dtype, device, tuple(stamps))
+        return (model, dtype, device, bool(compile), tuple(stamps))
 
     @classmethod
-    def execute(cls, model: str, dtype: str = "auto", device: str = "auto") -> io.NodeOutput:
+    def execute(cls, model: str, dtype: str = "auto", device: str = "auto", compile: bool = False) -> io.NodeOutput:
         dev = host.pick_device(device)
         dt = host.pick_dtype(dtype, dev)
         path = folders.resolve(model)
         with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
             loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
-        log.info("loaded %s on %s as %s", model, dev, dt)
+        for dit in (loaded.student, loaded.teacher, loaded.tryoff):
+            if dit is not None:
+                dit.compile_blocks(compile)
+        log.info("loaded %s on %s as %s%s", model, dev, dt, " (blocks compiled on first use)" if compile else "")
         return io.NodeOutput(loaded)
 
 

@@ -126,7 +126,12 @@ def build_setup(cfg: BenchConfig) -> BenchSetup:
     clock = Clock(cfg.device)
     if not cfg.random_weights and (cfg.weights / PARTS["student"]).exists():
         model = load_embedded(cfg.weights, device=cfg.device, dtype=cfg.torch_dtype, parts=("student", "teacher"))
-        return embedded_setup(model, cfg, clock)
-    if not cfg.random_weights:
-        log.warning("no embedded student in %s: benchmarking random weights of preset %r", cfg.weights, cfg.preset)
-    return _random_setup(cfg, clock)
+        setup = embedded_setup(model, cfg, clock)
+    else:
+        if not cfg.random_weights:
+            log.warning("no embedded student in %s: benchmarking random weights of preset %r", cfg.weights,
+                        cfg.preset)
+        setup = _random_setup(cfg, clock)
+    for dit in {id(m): m for m in (setup.bundle.student, setup.bundle.teacher)}.values():
+        dit.compile_blocks(cfg.compile)
+    return setup

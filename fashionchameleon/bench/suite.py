@@ -1,6 +1,6 @@
 """The measurements, all in one run (so that ratios are meaningful on a noisy machine).
 
-Order: build the setup; warm up (a throw-away stream and one teacher step); measure the matmul
+Order: build the setup; warm up (a throw-away stream with a switch, one teacher step); measure the matmul
 peak; then one fresh stream, timed from its construction (time to first frame) through the long
 run (FPS and per-chunk latency over `chunks` chunks once the cache is full; chunk time and RSS
 near frame `growth_frame` and at `long_frames`); a second stream with a garment switch; last the
@@ -97,12 +97,16 @@ def _sample(setup: BenchSetup) -> Sample:
 
 
 def warm_up(setup: BenchSetup, cfg: BenchConfig) -> None:
-    """A throw-away stream and one teacher step: kernels chosen, allocators grown, pages touched."""
+    """A throw-away stream with a switch, and one teacher step on the measured clip length: kernels chosen,
+    allocators grown, pages touched, and with `--compile` every pass shape compiled before timing."""
     session = setup.session(cfg.seed)
     for _ in range(cfg.warmup_chunks):
         session.step()
     if cfg.warmup_chunks:
-        frames = setup.codec.pixel_frames(setup.stream_config.chunk_frames)
+        for slot, garment in setup.switch_garments.items():
+            session.request_switch(slot, garment)
+        session.step()
+        frames = setup.codec.pixel_frames(cfg.teacher_chunks * setup.stream_config.chunk_frames)
         _teacher(setup, cfg, 1).generate(_sample(setup), frames, (), cfg.seed)
 
 
@@ -286,8 +290,10 @@ def summarise(setup: BenchSetup, cfg: BenchConfig, stream: StreamRun, switch: Sw
     teach, teach_d = _teacher_summary(setup, cfg, teacher)
     eff, eff_d = _efficiency(setup, cfg, stream, peak)
     preset = setup.model.cfg.name if setup.weights == "embedded" else cfg.preset
+    compiler = setup.model.compiler
+    compiled = "off" if compiler is None else "on" if compiler.error is None else f"failed, eager ({compiler.error})"
     result = {**speed, "resolution": list(setup.resolution), **switch_top, **growth, **teach, **eff,
-              "device": cfg.device, "dtype": cfg.dtype_name, **environment(cfg.device), "preset": preset,
-              "weights": setup.weights}
+              "device": cfg.device, "dtype": cfg.dtype_name, **environment(cfg.device), "compiled": compiled,
+              "preset": preset, "weights": setup.weights}
     result["details"] = {**_model_details(setup), **speed_d, **growth_d, **switch_d, **teach_d, **eff_d}
     return result
