@@ -102,7 +102,7 @@ def _weight(module) -> torch.Tensor | None:
 def block_tensors(blk: "Block") -> tuple[dict, dict]:
     """A block's parameters as keyword arguments of `block_pre` and `block_post`."""
     sa, ca = blk.self_attn, blk.cross_attn
-    w_qkv, b_qkv = sa._fused_qkv()
+    w_qkv, b_qkv = sa.fused_qkv()
     common = {"mod": blk.modulation, "eps": blk.norm1.eps, "heads": sa.num_heads}
     up, _, down = blk.ffn
     pre = {"w_qkv": w_qkv, "b_qkv": b_qkv, "norm_q": _weight(sa.norm_q), "norm_k": _weight(sa.norm_k), **common}

@@ -127,11 +127,18 @@ class Attention(nn.Module):
         if torch.is_grad_enabled() or self.q.weight.is_inference():  # (inference tensors have no version to track)
             q, k, v = self.q(x), self.k(x), self.v(x)
         else:
-            q, k, v = F.linear(x, *self._fused_qkv()).chunk(3, dim=-1)
+            q, k, v = F.linear(x, *self.fused_qkv()).chunk(3, dim=-1)
         return self.heads(self.norm_q(q)), self.heads(self.norm_k(k)), self.heads(v)
 
-    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The q/k/v projections as one weight `[3D, D]` and bias `[3D]`, cached until a weight changes.
+
+        Inference tensors (weights made under `torch.inference_mode`) have no version counter, so an
+        in-place update could not be noticed: for them the concatenation is made afresh every call.
+        """
         params = (self.q.weight, self.k.weight, self.v.weight, self.q.bias, self.k.bias, self.v.bias)
+        if self.q.weight.is_inference():
+            return torch.cat(params[:3]), torch.cat(params[3:])
         identity = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if self._fused is None or self._fused[0] != identity:
             self._fused = (identity, torch.cat(params[:3]), torch.cat(params[3:]))

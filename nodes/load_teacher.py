@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from comfy_api.latest import io
 
 from ..fashionchameleon import embedded as fc_embedded
@@ -70,7 +71,10 @@ class LoadTeacher(io.ComfyNode):
         dev = host.pick_device(device)
         dt = host.pick_dtype(dtype, dev)
         path = folders.resolve(model)
-        with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
+        # ComfyUI runs nodes under torch.inference_mode; weights made there have no version counter, so
+        # the engine's fused q/k/v weights could not be cached (they would be rebuilt every pass)
+        with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE), \
+                torch.inference_mode(False):
             loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
         for dit in (loaded.student, loaded.teacher, loaded.tryoff):
             if dit is not None:

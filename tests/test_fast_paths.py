@@ -56,6 +56,20 @@ def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_chan
     assert "_fused" not in str(list(attn.state_dict()))  # no new state: Wan checkpoints load as before
 
 
+def test_fused_qkv_of_inference_tensors_is_never_stale():
+    from fashionchameleon.model import Attention
+
+    with torch.inference_mode():  # weights made here have no version counter to watch
+        torch.manual_seed(0)
+        attn = Attention(16, num_heads=2, qk_norm=True, eps=1e-6)
+        w, _ = attn.fused_qkv()
+        attn.k.weight.mul_(2.0)  # in place, invisible to a version check
+        w2, b2 = attn.fused_qkv()
+    torch.testing.assert_close(w2, torch.cat([attn.q.weight, attn.k.weight, attn.v.weight]))
+    torch.testing.assert_close(b2, torch.cat([attn.q.bias, attn.k.bias, attn.v.bias]))
+    assert not torch.equal(w, w2)
+
+
 def _ffn() -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))

@@ -161,8 +161,8 @@ def run_bench(cfg: BenchConfig, setup: BenchSetup | None = None) -> dict:
 
     `setup` replaces the one `cfg` describes (tests pass an in-memory model).
     """
+    setup = setup or build_setup(cfg)  # (outside inference mode: the fused q/k/v weights cache by version)
     with torch.inference_mode():
-        setup = setup or build_setup(cfg)
         log.info("warming up")
         warm_up(setup, cfg)
         peak = matmul_peak_flops(cfg.device, cfg.torch_dtype, cfg.matmul_size, cfg.peak_seconds)
