@@ -640,6 +640,7 @@ def _config_conflicts(meta_cfg: ModelConfig, inferred: ModelConfig) -> list[str]
     return out
 
 
+@torch.inference_mode(False)
 def build_dit(ckpt_or_path: Checkpoint | str | os.PathLike, expect_stage: str | tuple[str, ...] | None = ("teacher", "student"),
               dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> WanDiT:
     """Build a `WanDiT` from a checkpoint (ours or a foreign Wan-layout file) and load it strictly.
@@ -649,6 +650,10 @@ def build_dit(ckpt_or_path: Checkpoint | str | os.PathLike, expect_stage: str | 
     the weights. The model is built on the meta device and receives the tensors by assignment (no
     second copy of the weights), so when a `Checkpoint` is passed and no cast or move is needed the
     model's parameters share storage with ``ckpt.tensors``. Returned in eval mode.
+
+    Built outside `torch.inference_mode` even when called inside it (ComfyUI runs every node so):
+    inference tensors have no version counter, so the model's fused q/k/v weights could not be
+    cached and would be rebuilt every pass.
     """
     if isinstance(ckpt_or_path, Checkpoint):
         ckpt = ckpt_or_path

@@ -8,9 +8,10 @@ tensors, `block_pre` (up to the rotated q/k/v) and `block_post` (from the attent
 the block's output), and each is compiled so those ops fuse. The self-attention backend call
 between them stays eager: it reads and writes the KV cache.
 
-Both functions compute the block's formula (`model.Block.forward`) with the same dtype rules:
-norms, modulation and gates in float32, results in the activations' dtype. RoPE is written with
-real arithmetic (the eager path multiplies complex numbers; the compiler fuses real ops).
+Both functions compute the block's formula (`model.Block.forward`) with the eager path's own
+formulas from `fused` (modulation terms, RMS norm, modulate, gated residual), so the dtype rules
+are the same. RoPE is written with real arithmetic (the eager path multiplies complex numbers;
+the compiler fuses real ops).
 
 Degrades gracefully: if compiling or running a compiled function fails (no C++ compiler, an op
 the compiler does not support), the same uncompiled function runs instead, the error is logged
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 
+from .fused import gated_add, modulate, modulation_terms, rms_norm
+
 if TYPE_CHECKING:  # (model.py imports this module)
     from .model import Block
 
@@ -34,15 +37,13 @@ log = logging.getLogger(__name__)
 
 
 def _rms(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """Wan's q/k RMS norm over the full width (None = no norm), computed in float32."""
-    if weight is None:
-        return x
-    return (F.rms_norm(x.float(), (x.shape[-1],), eps=eps) * weight.float()).to(x.dtype)
+    """Wan's q/k RMS norm over the full width (None: the model has no q/k norm)."""
+    return x if weight is None else rms_norm(x, weight, eps)
 
 
 def _modulated_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
-    """`LayerNorm(x) x (1 + scale) + shift` in float32 (no affine), in x's dtype."""
-    return (F.layer_norm(x.float(), (x.shape[-1],), eps=eps) * (1 + scale) + shift).to(x.dtype)
+    """`modulate(LayerNorm(x), scale, shift)`, the LayerNorm without affine and in float32 (Wan's)."""
+    return modulate(F.layer_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype), scale, shift)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -60,16 +61,11 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).flatten(2)  # [B, H, L, Dh] -> [B, L, D]
 
 
-def _modulation(mod: torch.Tensor, e0: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    # mod [1, 6, D], e0 [B, F|1, 6, D] (float32) -> shift1, scale1, gate1, shift2, scale2, gate2 `[B, F|1, 1, D]`
-    return (mod.float() + e0).unsqueeze(2).unbind(3)
-
-
 def block_pre(x: torch.Tensor, e0: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mod: torch.Tensor,
               w_qkv: torch.Tensor, b_qkv: torch.Tensor, norm_q: torch.Tensor | None, norm_k: torch.Tensor | None,
               eps: float, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """x `[B, F, S, D]` -> self-attention q, k (normed and rotated), v, each `[B, H, F*S, Dh]`."""
-    shift1, scale1 = _modulation(mod, e0)[:2]
+    shift1, scale1 = modulation_terms(mod, e0)[:2]
     h = _modulated_norm(x, scale1, shift1, eps).flatten(1, 2)  # [B, F*S, D]
     q, k, v = F.linear(h, w_qkv, b_qkv).chunk(3, dim=-1)
     q, k = _heads(_rms(q, norm_q, eps), heads), _heads(_rms(k, norm_k, eps), heads)
@@ -82,9 +78,9 @@ def block_post(x: torch.Tensor, y: torch.Tensor, e0: torch.Tensor, text_k: torch
                w_co: torch.Tensor, b_co: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, w_down: torch.Tensor,
                b_down: torch.Tensor, eps: float, heads: int) -> torch.Tensor:
     """x `[B, F, S, D]`, the self-attention output y `[B, H, F*S, Dh]` -> the block's output `[B, F, S, D]`."""
-    _, _, gate1, shift2, scale2, gate2 = _modulation(mod, e0)
+    _, _, gate1, shift2, scale2, gate2 = modulation_terms(mod, e0)
     shape = x.shape
-    x = x + (F.linear(_merge(y), w_o, b_o).view(shape).float() * gate1).to(x.dtype)
+    x = gated_add(x, F.linear(_merge(y), w_o, b_o).view(shape), gate1)
     c = x.flatten(1, 2)  # [B, F*S, D]
     if norm3_w is not None:
         c = F.layer_norm(c.float(), (c.shape[-1],), norm3_w.float(), norm3_b.float(), eps).to(x.dtype)
@@ -92,7 +88,7 @@ def block_post(x: torch.Tensor, y: torch.Tensor, e0: torch.Tensor, text_k: torch
     x = x + F.linear(_merge(F.scaled_dot_product_attention(cq, text_k, text_v)), w_co, b_co).view(shape)
     h = _modulated_norm(x, scale2, shift2, eps)
     ffn = F.linear(F.gelu(F.linear(h, w_up, b_up), approximate="tanh"), w_down, b_down)
-    return x + (ffn.float() * gate2).to(x.dtype)
+    return gated_add(x, ffn, gate2)
 
 
 def _weight(module) -> torch.Tensor | None:
@@ -142,7 +138,8 @@ class BlockCompiler:
                 return compiled(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a compiler failure of any kind: run eagerly instead
                 out = eager(*args, **kwargs)  # (an input error raises here, as it would without compiling)
-                self.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                first_line = (str(exc).strip().splitlines() or [""])[0]
+                self.error = f"{type(exc).__name__}: {first_line}"
                 log.warning("torch.compile of the DiT blocks failed; running them eagerly (%s)", self.error)
                 return out
         return eager(*args, **kwargs)

@@ -15,7 +15,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["modulate", "modulated_norm", "gated_add", "feed_forward", "ffn_route", "FFN_ROUTES", "FFN_ROUTE_ENV"]
+__all__ = ["modulation_terms", "rms_norm", "modulate", "modulated_norm", "gated_add", "feed_forward", "ffn_route",
+           "FFN_ROUTES", "FFN_ROUTE_ENV"]
+
+
+def modulation_terms(mod: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A learned modulation `[1, K, D]` plus the time embedding `e` `[B, F|1, K, D]` (float32), split into
+    its K terms, each `[B, F|1, 1, D]` float32 (a block: K = 6, shift1, scale1, gate1, shift2, scale2,
+    gate2; the head: K = 2, shift, scale)."""
+    return (mod.float() + e).unsqueeze(2).unbind(3)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Wan's RMS norm over the last axis times `weight`: one kernel in fp32, else normed in float32, cast back,
+    then scaled."""
+    if x.dtype == torch.float32 and weight.dtype == torch.float32:
+        return F.rms_norm(x, weight.shape, weight, eps)
+    return F.rms_norm(x.float(), weight.shape, eps=eps).to(x.dtype) * weight
 
 
 def modulate(normed: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

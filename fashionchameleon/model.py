@@ -28,7 +28,7 @@ from einops import rearrange
 from .attention import attend, expand_mask
 from .compiled import BlockCompiler
 from .config import ModelConfig
-from .fused import feed_forward, gated_add, modulated_norm
+from .fused import feed_forward, gated_add, modulated_norm, modulation_terms, rms_norm
 from .rope import apply_rope, rope_cos_sin
 
 __all__ = ["WanDiT", "SelfAttention", "KVWriter", "FullSequence", "TextKV", "sinusoidal_embedding"]
@@ -90,9 +90,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:  # one fused kernel, same arithmetic
-            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        return F.rms_norm(x.float(), self.weight.shape, eps=self.eps).to(x.dtype) * self.weight
+        return rms_norm(x, self.weight, self.eps)
 
 
 class LayerNorm(nn.LayerNorm):
@@ -183,7 +181,7 @@ class Block(nn.Module):
 
     def _modulation(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # e [B, F, 6, D] (float32) -> shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, D]
-        return (self.modulation.float() + e).unsqueeze(2).unbind(3)
+        return modulation_terms(self.modulation, e)
 
     def write_kv(self, x: torch.Tensor, e: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                  attention: KVWriter, layer: int) -> None:
@@ -203,7 +201,7 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         # x [B, F, S, D]; e [B, F, D] (the time embedding before the 6-way projection)
-        shift, scale = (self.modulation.float() + e.unsqueeze(2)).unsqueeze(2).unbind(3)  # [B, F, 1, D]
+        shift, scale = modulation_terms(self.modulation, e.unsqueeze(2))  # [B, F, 1, D] each
         return self.head(modulated_norm(self.norm, x, scale, shift))
 
 

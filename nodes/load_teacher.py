@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from comfy_api.latest import io
 
 from ..fashionchameleon import embedded as fc_embedded
@@ -71,14 +70,9 @@ class LoadTeacher(io.ComfyNode):
         dev = host.pick_device(device)
         dt = host.pick_dtype(dtype, dev)
         path = folders.resolve(model)
-        # ComfyUI runs nodes under torch.inference_mode; weights made there have no version counter, so
-        # the engine's fused q/k/v weights could not be cached (they would be rebuilt every pass)
-        with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE), \
-                torch.inference_mode(False):
+        with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
             loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
-        for dit in (loaded.student, loaded.teacher, loaded.tryoff):
-            if dit is not None:
-                dit.compile_blocks(compile)
+        loaded.compile_blocks(compile)
         log.info("loaded %s on %s as %s%s", model, dev, dt, " (blocks compiled on first use)" if compile else "")
         return io.NodeOutput(loaded)
 

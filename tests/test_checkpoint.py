@@ -411,3 +411,12 @@ def test_checkpoint_dataclass_fields(tmp_path, model):
     assert isinstance(ck, Checkpoint) and not ck.foreign
     assert ck.path == str(tmp_path / "c.safetensors")
     assert set(ck.metadata) == {"fc_format", "fc_stage", "fc_config"}
+
+
+def test_build_dit_inside_inference_mode_gives_ordinary_weights(tmp_path, model):
+    path = tmp_path / "wan.safetensors"
+    save_file(_sd(model), str(path))
+    with torch.inference_mode():  # how ComfyUI runs every node
+        loaded = build_dit(path)
+    assert not any(p.is_inference() for p in loaded.parameters())  # so the fused q/k/v weights can be cached
+    assert torch.is_inference_mode_enabled() is False

@@ -132,6 +132,5 @@ def build_setup(cfg: BenchConfig) -> BenchSetup:
             log.warning("no embedded student in %s: benchmarking random weights of preset %r", cfg.weights,
                         cfg.preset)
         setup = _random_setup(cfg, clock)
-    for dit in {id(m): m for m in (setup.bundle.student, setup.bundle.teacher)}.values():
-        dit.compile_blocks(cfg.compile)
+    setup.bundle.compile_blocks(cfg.compile)
     return setup
