@@ -1,6 +1,7 @@
 """GR-DMD: reweighting weights, the default reward, and a few micro DMD steps."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fashionchameleon.train.batch import LatentBatch
@@ -72,3 +73,44 @@ def test_rollout_shapes_and_exit_step_gradient():
     assert video.shape == (2, 4, 9, 4, 4) and video.requires_grad
     video.sum().backward()
     assert stage.generator.patch_embedding.weight.grad is not None
+
+
+def test_long_rollout_streams_context_through_the_rolling_window_and_scores_the_newest_chunks(monkeypatch):
+    """num_chunks 4, score_chunks 2: two context chunks fully denoised without gradient, then two scored
+    chunks; each chunk sees the one-chunk sink and itself (chunk 1 is evicted before chunk 2 runs), at the
+    same rolling positions, so the visible keys stay bounded; the export streams with the same layout."""
+    torch.manual_seed(0)
+    cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)
+    stage = DMDStage(cfg, _batch)
+    seen: list[tuple[bool, int, list[int]]] = []  # (grad enabled, visible key frames, positions) per video pass
+    chunk = stage._chunk
+
+    def spy(cache, text, shape, exit_step, g, grad):
+        seen.append((grad, exit_step))
+        return chunk(cache, text, shape, exit_step, g, grad)
+
+    monkeypatch.setattr(stage, "_chunk", spy)
+    plans = []
+    from fashionchameleon import cache as cache_mod
+    original = cache_mod.KVCache.plan_chunk
+
+    def record(self, frames):
+        plan = original(self, frames)
+        plans.append((int(plan.key_mask.sum()) // self.tokens_per_frame if plan.key_mask is not None
+                      else plan.key_end, list(plan.positions)))
+        return plan
+
+    monkeypatch.setattr(cache_mod.KVCache, "plan_chunk", record)
+    batch = _batch(0)
+    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
+    video = stage.rollout(batch, text, exit_step=1, g=torch.Generator().manual_seed(1), grad=True)
+    assert video.shape == (2, 4, 6, 4, 4) and video.requires_grad  # the 2 scored chunks only
+    assert seen == [(False, 3), (False, 3), (True, 1), (True, 1)]  # context: all 4 steps, no gradient
+    n_cond = 2
+    visible = [v for v, _ in plans]
+    assert visible[0] == n_cond + 3 and visible[-1] == visible[-2] == n_cond + 6  # sink + one chunk + itself
+    assert plans[-1][1] == plans[-2][1] == [n_cond + 3, n_cond + 4, n_cond + 5]  # rolling RoPE: same positions
+    trained = cfg.trained_stream
+    assert (trained.sink_frames, trained.window_frames, trained.steps) == (3, 3, cfg.steps)
+    with pytest.raises(ValueError, match="score_chunks"):
+        DMDStageConfig(num_chunks=2, score_chunks=3)

@@ -10,6 +10,14 @@ Per step (method.md §2.2.2):
    mean((x_f - sg(x_f - grad_f))^2) with A = softmax(-R / tau) of per-chunk rewards
    (uniform A = plain DMD);
 3. every step: the critic learns flow matching on the detached rollout.
+
+Long rollouts (`score_chunks` < `num_chunks`, as Self-Forcing++ extends Self-Forcing): the rollout
+streams `num_chunks` chunks through the same rolling cache the engine streams with (a one-chunk
+sink and a window of `score_chunks` chunks in all, oldest chunk evicted, RoPE renumbered); the
+chunks before the last `score_chunks` are the context, fully denoised without gradient as at
+inference, and the losses see only the last `score_chunks` chunks, a clip of the length the
+teacher scores well. The student then learns from contexts it made itself after evictions: the
+regime of a long stream.
 """
 from __future__ import annotations
 
@@ -57,11 +65,26 @@ class DMDStageConfig(JsonConfig):
     tau: float = 0.2
     reweight: bool = True
     update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
-    num_chunks: int = 4
+    num_chunks: int = 4  # chunks per rollout
+    score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
     chunk_frames: int = 3
     ema_decay: float = 0.99
     ema_start: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.score_chunks <= self.num_chunks:
+            raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
+
+    @property
+    def scored_chunks(self) -> int:
+        return self.score_chunks or self.num_chunks
+
+    @property
+    def trained_stream(self) -> StreamConfig:
+        """The stream layout of the rollouts: what an exported student streams with."""
+        trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
+        return dataclasses.replace(trained, steps=self.steps, shift=self.shift)
 
 
 class DMDStage:
@@ -103,38 +126,49 @@ class DMDStage:
         return torch.full((b, f), float(value), device=self.device)
 
     def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool) -> torch.Tensor:
-        """Generate `num_chunks` chunks; returns `[B, C, F, h, w]` (exit steps carry gradient if `grad`)."""
+        """Generate `num_chunks` chunks; returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk
+        (their exit steps carry gradient if `grad`; context chunks are denoised fully, without gradient)."""
         cfg, gen = self.cfg, self.generator
         conds = batch.conditions
         b, ch, n, h, w = conds.shape
-        f = cfg.num_chunks * cfg.chunk_frames
+        stream = cfg.trained_stream
         layout = CacheLayout(reference_views=batch.references.shape[2], garment_slots=batch.slots,
-                             sink_frames=cfg.chunk_frames, window_frames=f)
+                             sink_frames=stream.sink_frames, window_frames=stream.window_frames)
         cache = KVCache(layout, gen.cfg.num_layers, gen.cfg.num_heads, gen.cfg.head_dim, gen.tokens_per_frame((h, w)),
-                        batch=b, dtype=gen.dtype, device=self.device, rope="absolute", chunk_frames=cfg.chunk_frames)
+                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=cfg.chunk_frames)
         with torch.no_grad():
             condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
                                               for i, item in enumerate(cache.condition_items())})
+        context = cfg.num_chunks - cfg.scored_chunks
         chunks = []
-        for _ in range(cfg.num_chunks):
-            plan = cache.plan_chunk(cfg.chunk_frames)
-            x = torch.randn((b, ch, cfg.chunk_frames, h, w), generator=g).to(self.device)
-            for i in range(exit_step + 1):
-                t = float(self.timesteps[i])
-                last = i == exit_step
-                with torch.set_grad_enabled(grad and last):
-                    attention = CacheAttention(cache, plan, differentiable=grad and last)
-                    v = gen(x, self._t(t, b, cfg.chunk_frames), text, plan.positions, attention).float()
-                    x0 = self.schedule.x0_from_velocity(x, v, t)
-                if not last:
-                    noise = torch.randn(x.shape, generator=g).to(self.device)
-                    x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
-            with torch.no_grad():
-                gen.write_kv(x0.detach(), self._t(0.0, b, cfg.chunk_frames), text, plan.positions,
-                             CacheAttention(cache, plan))
-                cache.commit(plan)
-            chunks.append(x0)
+        for index in range(cfg.num_chunks):
+            scored = index >= context
+            x0 = self._chunk(cache, text, (b, ch, cfg.chunk_frames, h, w),
+                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored)
+            if scored:
+                chunks.append(x0)
         return torch.cat(chunks, dim=2)
+
+    def _chunk(self, cache: KVCache, text: TextKV, shape: tuple[int, ...], exit_step: int, g: torch.Generator,
+               grad: bool) -> torch.Tensor:
+        """Denoise one chunk up to `exit_step` (only that pass carries gradient if `grad`), then write its clean KV."""
+        gen, b, f = self.generator, shape[0], shape[2]
+        plan = cache.plan_chunk(f)
+        x = torch.randn(shape, generator=g).to(self.device)
+        for i in range(exit_step + 1):
+            t = float(self.timesteps[i])
+            last = i == exit_step
+            with torch.set_grad_enabled(grad and last):
+                attention = CacheAttention(cache, plan, differentiable=grad and last)
+                v = gen(x, self._t(t, b, f), text, plan.positions, attention).float()
+                x0 = self.schedule.x0_from_velocity(x, v, t)
+            if not last:
+                noise = torch.randn(x.shape, generator=g).to(self.device)
+                x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
+        with torch.no_grad():
+            gen.write_kv(x0.detach(), self._t(0.0, b, f), text, plan.positions, CacheAttention(cache, plan))
+            cache.commit(plan)
+        return x0
 
     # ------------------------------------------------------------------ losses
     def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
@@ -224,8 +258,6 @@ class DMDStage:
         lerp_parameters(self.ema, self.generator, 1.0 - decay)
 
     def export(self, out_dir: Path) -> list[Path]:
-        cfg = self.cfg  # the stream its rollouts were: context, steps, shift
-        trained = dataclasses.replace(StreamConfig.trained(cfg.chunk_frames, cfg.num_chunks), steps=cfg.steps,
-                                      shift=cfg.shift)
+        trained = self.cfg.trained_stream  # the stream its rollouts were: context, steps, shift
         return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
                                 self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json()})]
