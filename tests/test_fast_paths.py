@@ -75,7 +75,7 @@ def _ffn() -> torch.nn.Sequential:
     return torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(64, 16))
 
 
-@pytest.mark.parametrize("route", ["auto", "onednn", "plain"])
+@pytest.mark.parametrize("route", ["auto", "onednn", "plain", "sigmoid"])
 def test_fused_feed_forward_at_inference_equals_the_modules(route, monkeypatch):
     from fashionchameleon.fused import FFN_ROUTE_ENV, _onednn_linear, feed_forward, ffn_route
 
@@ -88,9 +88,21 @@ def test_fused_feed_forward_at_inference_equals_the_modules(route, monkeypatch):
         chosen = ffn_route(ffn, x.reshape(-1, 16))
     assert fast.shape == x.shape
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
-    assert chosen in ("onednn", "plain") and (route == "auto" or chosen == route)
+    assert chosen in ("onednn", "plain", "sigmoid") and (route == "auto" or chosen == route)
     if torch.backends.mkldnn.is_available():
-        assert _onednn_linear()  # x86 CPU builds have it: both routes are really compared
+        assert _onednn_linear()  # x86 CPU builds have it: every route is really compared
+
+
+def test_gelu_sigmoid_form_is_the_tanh_gelu_in_place():
+    from fashionchameleon.fused import gelu_tanh_
+
+    x = torch.cat([torch.linspace(-30, 30, 6001), torch.randn(4096) * 3])
+    ref = torch.nn.functional.gelu(x.double(), approximate="tanh")
+    y = x.clone()
+    out = gelu_tanh_(y)
+    assert out.data_ptr() == y.data_ptr()  # in place
+    assert (out.double() - ref).abs().max() < 1e-6  # fp32 rounding; the erf GELU differs by ~5e-4 here
+    assert (torch.nn.functional.gelu(x).double() - ref).abs().max() > 1e-4
 
 
 def test_ffn_route_keeps_the_measured_faster_route_per_shape(monkeypatch):
@@ -100,25 +112,35 @@ def test_ffn_route_keeps_the_measured_faster_route_per_shape(monkeypatch):
     monkeypatch.setattr(fused, "_chosen", {})
     calls = []
 
+    fastest = {24: "_plain_ffn", 48: "_onednn_ffn", 96: "_sigmoid_ffn"}  # the winner per row count
+
     def fake_timed(route, ffn, x2d, repeats):
         calls.append(route.__name__)
-        slow = "_onednn_ffn" if x2d.shape[0] == 24 else "_plain_ffn"  # oneDNN loses on 24 rows, wins on 48
-        return 2.0 if route.__name__ == slow else 1.0
+        return 1.0 if route.__name__ == fastest[x2d.shape[0]] else 2.0
 
     monkeypatch.setattr(fused, "_timed", fake_timed)
     ffn = _ffn()
     with torch.no_grad():
         assert fused.ffn_route(ffn, torch.randn(24, 16)) == "plain"
         assert fused.ffn_route(ffn, torch.randn(48, 16)) == "onednn"
+        assert fused.ffn_route(ffn, torch.randn(96, 16)) == "sigmoid"
         assert fused.ffn_route(ffn, torch.randn(24, 16)) == "plain"
-    assert len(calls) == 4  # each shape measured once, both routes
+    assert len(calls) == 9  # each shape measured once, every route
+    monkeypatch.setattr(fused, "_chosen", {})
+    monkeypatch.setattr(fused, "_onednn_linear", lambda: False)  # a build without oneDNN: never measured
+    calls.clear()
+    with torch.no_grad():
+        assert fused.ffn_route(ffn, torch.randn(48, 16)) in ("plain", "sigmoid")
+        monkeypatch.setenv(fused.FFN_ROUTE_ENV, "onednn")
+        assert fused.ffn_route(ffn, torch.randn(48, 16)) == "plain"
+    assert "_onednn_ffn" not in calls
 
 
 def test_ffn_route_rejects_an_unknown_setting(monkeypatch):
     from fashionchameleon import fused
 
     monkeypatch.setenv(fused.FFN_ROUTE_ENV, "fastest")
-    with pytest.raises(ValueError, match="FASHIONCHAMELEON_FFN='fastest': use auto, onednn or plain"):
+    with pytest.raises(ValueError, match="FASHIONCHAMELEON_FFN='fastest': use auto, plain, sigmoid, onednn"):
         fused.ffn_route(_ffn(), torch.randn(4, 16))
 
 
