@@ -6,6 +6,7 @@ relations that hold by construction (backbone time <= chunk time, p95 >= median,
 from __future__ import annotations
 
 import json
+import os
 import math
 from unittest import mock
 
@@ -25,6 +26,7 @@ from fashionchameleon.bench.switch import switch_latency
 from fashionchameleon.codec import TinyCodec
 from fashionchameleon.config import StreamConfig, preset
 from fashionchameleon.embedded import EmbeddedModel
+from fashionchameleon.fused import FFN_ROUTE_ENV
 from fashionchameleon.model import WanDiT
 from fashionchameleon.sampler import denoise_chunk, sample_teacher
 from fashionchameleon.schedule import FlowMatchSchedule
@@ -98,7 +100,7 @@ def _counted(fn) -> int:
     """Brute force: every matmul/conv torch runs, with SDPA forced onto its math path (bmm, counted) and the
     FFN on its plain modules (the counter does not know oneDNN's fused kernel; the arithmetic is the same)."""
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, \
-            mock.patch("fashionchameleon.fused._onednn_linear", return_value=False):
+            mock.patch.dict(os.environ, {FFN_ROUTE_ENV: "plain"}):
         fn()
     return counter.get_total_flops()
 
