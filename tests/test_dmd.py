@@ -114,3 +114,22 @@ def test_long_rollout_streams_context_through_the_rolling_window_and_scores_the_
     assert (trained.sink_frames, trained.window_frames, trained.steps) == (3, 3, cfg.steps)
     with pytest.raises(ValueError, match="score_chunks"):
         DMDStageConfig(num_chunks=2, score_chunks=3)
+
+
+def test_random_context_draws_the_context_length_per_step_and_fixed_keeps_the_longest():
+    """Self-Forcing++'s random window: the scored chunks start anywhere from the stream's first chunk to
+    the deepest the rollout reaches; without `random_context` every rollout streams all context chunks."""
+    kw = dict(model=MICRO, text=TEXT, num_chunks=5, score_chunks=2, reweight=False)
+    fixed = DMDStage(DMDStageConfig(**kw), _batch)
+    drawn = DMDStage(DMDStageConfig(**kw, random_context=True), _batch)
+    gens = [torch.Generator().manual_seed(s) for s in range(60)]
+    assert {fixed.context_chunks(g) for g in gens} == {3}
+    assert {drawn.context_chunks(g) for g in gens} == {0, 1, 2, 3}
+    calls = []
+    chunk = drawn._chunk
+    drawn._chunk = lambda cache, text, shape, exit_step, g, grad: calls.append(grad) or chunk(  # noqa: E731
+        cache, text, shape, exit_step, g, grad)
+    batch = _batch(0)
+    text = drawn.generator.text_kv(drawn.text.encode(batch.prompts))
+    video = drawn.rollout(batch, text, exit_step=0, g=torch.Generator().manual_seed(1), grad=True, context=0)
+    assert video.shape == (2, 4, 6, 4, 4) and calls == [True, True]  # the stream's first two chunks are scored

@@ -17,7 +17,10 @@ sink and a window of `score_chunks` chunks in all, oldest chunk evicted, RoPE re
 chunks before the last `score_chunks` are the context, fully denoised without gradient as at
 inference, and the losses see only the last `score_chunks` chunks, a clip of the length the
 teacher scores well. The student then learns from contexts it made itself after evictions: the
-regime of a long stream.
+regime of a long stream. With `random_context` each step draws how many context chunks come
+first (0 to `num_chunks - score_chunks`, uniformly), so the scored window is sometimes the start
+of a stream (what a stream's first chunks and every withdraw-switch need) and sometimes deep in
+it; with a fixed `num_chunks` the first chunks of a stream are never scored.
 """
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ class DMDStageConfig(JsonConfig):
     update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
     num_chunks: int = 4  # chunks per rollout
     score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
+    random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
     chunk_frames: int = 3
     ema_decay: float = 0.99
     ema_start: int = 200
@@ -125,9 +129,16 @@ class DMDStage:
     def _t(self, value: float, b: int, f: int) -> torch.Tensor:
         return torch.full((b, f), float(value), device=self.device)
 
-    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool) -> torch.Tensor:
-        """Generate `num_chunks` chunks; returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk
-        (their exit steps carry gradient if `grad`; context chunks are denoised fully, without gradient)."""
+    def context_chunks(self, g: torch.Generator) -> int:
+        """How many unscored context chunks this step's rollout streams before the scored ones."""
+        most = self.cfg.num_chunks - self.cfg.scored_chunks
+        return int(torch.randint(0, most + 1, (1,), generator=g)) if self.cfg.random_context and most else most
+
+    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool,
+                context: int | None = None) -> torch.Tensor:
+        """Generate `context` (default `num_chunks - scored_chunks`) context chunks, then the scored ones;
+        returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk (their exit steps carry
+        gradient if `grad`; context chunks are denoised fully, without gradient)."""
         cfg, gen = self.cfg, self.generator
         conds = batch.conditions
         b, ch, n, h, w = conds.shape
@@ -139,9 +150,9 @@ class DMDStage:
         with torch.no_grad():
             condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
                                               for i, item in enumerate(cache.condition_items())})
-        context = cfg.num_chunks - cfg.scored_chunks
+        context = cfg.num_chunks - cfg.scored_chunks if context is None else context
         chunks = []
-        for index in range(cfg.num_chunks):
+        for index in range(context + cfg.scored_chunks):
             scored = index >= context
             x0 = self._chunk(cache, text, (b, ch, cfg.chunk_frames, h, w),
                              exit_step if scored else len(self.timesteps) - 1, g, grad and scored)
@@ -234,7 +245,7 @@ class DMDStage:
                                             self.teacher.text_kv(empty))
         gen_step = step % cfg.update_ratio == 0
         exit_step = int(torch.randint(0, len(self.timesteps), (1,), generator=g))
-        video = self.rollout(batch, text_c, exit_step, g, grad=gen_step)
+        video = self.rollout(batch, text_c, exit_step, g, grad=gen_step, context=self.context_chunks(g))
         metrics: dict[str, torch.Tensor] = {}
         if gen_step:
             loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
