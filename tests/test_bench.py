@@ -6,8 +6,8 @@ relations that hold by construction (backbone time <= chunk time, p95 >= median,
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 from unittest import mock
 
 import pytest

@@ -85,6 +85,11 @@ class DMDStageConfig(JsonConfig):
         return self.score_chunks or self.num_chunks
 
     @property
+    def max_context_chunks(self) -> int:
+        """The most unscored context chunks a rollout streams before the scored ones."""
+        return self.num_chunks - self.scored_chunks
+
+    @property
     def trained_stream(self) -> StreamConfig:
         """The stream layout of the rollouts: what an exported student streams with."""
         trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
@@ -131,12 +136,12 @@ class DMDStage:
 
     def context_chunks(self, g: torch.Generator) -> int:
         """How many unscored context chunks this step's rollout streams before the scored ones."""
-        most = self.cfg.num_chunks - self.cfg.scored_chunks
+        most = self.cfg.max_context_chunks
         return int(torch.randint(0, most + 1, (1,), generator=g)) if self.cfg.random_context and most else most
 
     def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool,
                 context: int | None = None) -> torch.Tensor:
-        """Generate `context` (default `num_chunks - scored_chunks`) context chunks, then the scored ones;
+        """Generate `context` (default `max_context_chunks`) context chunks, then the scored ones;
         returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk (their exit steps carry
         gradient if `grad`; context chunks are denoised fully, without gradient)."""
         cfg, gen = self.cfg, self.generator
@@ -150,7 +155,7 @@ class DMDStage:
         with torch.no_grad():
             condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
                                               for i, item in enumerate(cache.condition_items())})
-        context = cfg.num_chunks - cfg.scored_chunks if context is None else context
+        context = cfg.max_context_chunks if context is None else context
         chunks = []
         for index in range(context + cfg.scored_chunks):
             scored = index >= context
