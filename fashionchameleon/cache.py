@@ -109,6 +109,7 @@ class _State:
     window_fill: int = 0
     window_head: int = 0
     next_position: int = 0
+    evictions: int = 0  # window chunks evicted since the last withdraw
 
 
 @dataclass
@@ -166,6 +167,11 @@ class KVCache:
         """Valid frames in a segment."""
         start, cap = self.segment(name)
         return sum(self._state.valid[start:start + cap])
+
+    def sliding(self) -> bool:
+        """True once the window has evicted a chunk since the last withdraw (or the start): the
+        next chunk no longer sees the whole history, as no chunk of a rollout that fits the cache did."""
+        return self._state.evictions > 0
 
     def positions(self, name: str) -> list[int | None]:
         start, cap = self.segment(name)
@@ -293,6 +299,7 @@ class KVCache:
             for i in range(self.chunk_frames):
                 s.valid[w0 + (s.window_head + i) % cap] = False
             s.window_fill -= self.chunk_frames
+            s.evictions += 1
         if self.rope == "rolling":
             self._renumber()
 
@@ -343,7 +350,7 @@ class KVCache:
             s.valid[f] = False
         for i, p in enumerate(kept_pos):
             s.valid[w0 + i], s.position[w0 + i] = True, p
-        s.window_fill, s.window_head = len(keep), len(keep) % cap
+        s.window_fill, s.window_head, s.evictions = len(keep), len(keep) % cap, 0
         if not keep_sink:
             for f in range(sink0, sink0 + sink_cap):
                 s.valid[f] = False

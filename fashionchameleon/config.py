@@ -98,7 +98,8 @@ class ModelConfig(JsonConfig):
 
 
 
-# metadata key of a student checkpoint: the StreamConfig (JSON) of the context it was trained on
+# metadata key of a student checkpoint: the StreamConfig (JSON) it streams with (the context it was
+# trained on, and settings such as phase_norm chosen for it)
 TRAINED_STREAM_KEY = "trained_stream"
 
 
@@ -118,6 +119,12 @@ class StreamConfig(JsonConfig):
       - "rolling": when the window slides by one chunk, the window's keys are re-rotated back by
         one chunk, so the newest chunk always sits at the same position and relative distances
         stay inside what the model saw in training (positions bounded for endless streams).
+
+    `phase_norm` (off by default): once the window has slid (evicted a chunk; a withdraw starts
+    over), so past what a student trained on rollouts that fit the cache saw, every finished chunk's positions
+    inside a patch get the same per-channel statistics before its clean KV pass, a guard against
+    the patch-periodic error feedback of a student streamed past its training horizon
+    (`fashionchameleon/phase_norm.py`). Chunks before that are left exactly as the model made them.
     """
 
     chunk_frames: int = 3
@@ -127,6 +134,7 @@ class StreamConfig(JsonConfig):
     shift: float = 5.0
     context_noise: int = 0  # timestep of the clean pass that writes a chunk's KV
     rope: str = "rolling"
+    phase_norm: bool = False  # once the window has slid, equalise each chunk's patch phases (phase_norm.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))

@@ -255,7 +255,8 @@ class StreamSession:
                     decoder_state, segment_start = None, True
                 check()
             x0 = denoise_chunk(self.model, self.cache, self.text, self._noises(f.chunk_index, shape), self.timesteps,
-                               self.schedule, f.chunk_index, float(self.config.context_noise), on_step)
+                               self.schedule, f.chunk_index, float(self.config.context_noise), on_step,
+                               self.config.phase_norm and self.cache.sliding())
             check()
             frames, decoder_state = self.codec.decode(x0, decoder_state)
         keep = max(SwitchPolicy().decode_frames, *(e.policy.decode_frames for e in f.pending), 1)

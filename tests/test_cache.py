@@ -229,3 +229,22 @@ def test_a_kv_pass_writes_exactly_what_a_full_pass_writes():
     assert caches[1].history_frames() == caches[0].history_frames()
     with pytest.raises(TypeError, match="needs a backend that keeps keys/values"):
         model.write_kv(chunk, torch.zeros(1, 3), text, [0, 1, 2], FullSequence())
+
+
+def test_sliding_starts_with_the_first_eviction_and_a_withdraw_resets_it():
+    c = _cache(sink=3, window=9)
+    _prefill(c)
+    seen = []
+    for i in range(6):  # chunk 0: sink; 1-3 fill the window (the 3rd evicts at its commit); 4 on: sliding
+        seen.append(c.sliding())
+        _fill(c, c.plan_chunk(3), float(i))
+    assert seen == [False, False, False, False, True, True]
+    c.withdraw(keep_last=3)
+    assert not c.sliding()
+    with pytest.raises(RuntimeError):
+        with c.transaction():
+            for i in range(3):  # a new sink, then 2 chunks after the kept 3 frames fill the window
+                _fill(c, c.plan_chunk(3), 10.0 + i)
+            assert c.sliding()
+            raise RuntimeError("cancelled")
+    assert not c.sliding()  # rolled back with the rest of the bookkeeping

@@ -72,3 +72,4 @@ def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
     # saw, and its errors compound into a grid pattern within ~100 frames (measured; weights/README.md)
     stream = load_embedded(parts=("student",)).stream_config
     assert (stream.chunk_frames, stream.sink_frames, stream.window_frames) == (3, 3, 9)
+    assert stream.phase_norm  # the long-stream guard the shipped student is measured with
