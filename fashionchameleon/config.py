@@ -120,11 +120,11 @@ class StreamConfig(JsonConfig):
         one chunk, so the newest chunk always sits at the same position and relative distances
         stay inside what the model saw in training (positions bounded for endless streams).
 
-    `phase_norm` (off by default): once the window has slid (evicted a chunk; a withdraw starts
-    over), so past what a student trained on rollouts that fit the cache saw, every finished chunk's positions
-    inside a patch get the same per-channel statistics before its clean KV pass, a guard against
-    the patch-periodic error feedback of a student streamed past its training horizon
-    (`fashionchameleon/phase_norm.py`). Chunks before that are left exactly as the model made them.
+    `phase_norm` (off by default): once the window has evicted a chunk (a withdraw starts over),
+    i.e. past any context a rollout that fits the cache showed the student, each finished chunk is
+    patch-phase normalised before its clean KV pass (`fashionchameleon/phase_norm.py`): a guard
+    against the patch-periodic error feedback of a student streamed past its training horizon.
+    Chunks before that are left exactly as the model made them.
     """
 
     chunk_frames: int = 3

@@ -28,7 +28,8 @@ def test_a_patch_periodic_offset_and_gain_are_removed():
     striped = torch.randn(1, 4, 3, 16, 16, generator=g)
     striped[..., 1::2, :] = striped[..., 1::2, :] * 1.8 + 0.7  # the bottom row of every 2x2 patch drifts
     out = patch_phase_norm(striped, (2, 2))
-    spread = [(s.amax(dim=(-2, -1)) / s.amin(dim=(-2, -1))).max() for s in (_phase_stats(striped)[1], _phase_stats(out)[1])]
+    spread = [(s.amax(dim=(-2, -1)) / s.amin(dim=(-2, -1))).max()
+              for s in (_phase_stats(striped)[1], _phase_stats(out)[1])]
     assert spread[0] > 1.5 and spread[1] < 1.15  # per channel, the phases' std ratio
     assert _row_phase_gap(striped).abs().mean() > 0.5 and _row_phase_gap(out).abs().max() < 1e-5
 
