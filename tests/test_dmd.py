@@ -133,3 +133,31 @@ def test_random_context_draws_the_context_length_per_step_and_fixed_keeps_the_lo
     text = drawn.generator.text_kv(drawn.text.encode(batch.prompts))
     video = drawn.rollout(batch, text, exit_step=0, g=torch.Generator().manual_seed(1), grad=True, context=0)
     assert video.shape == (2, 4, 6, 4, 4) and calls == [True, True]  # the stream's first two chunks are scored
+
+
+def test_rollouts_can_apply_the_streams_patch_phase_guard_once_the_window_slides():
+    """With `phase_norm` the rollout does what the stream does: chunks before the first eviction are the
+    model's, the first chunk after it is the model's chunk normalised (gradient through it), and the
+    exported student asks for the guard."""
+    import dataclasses
+
+    from fashionchameleon.phase_norm import patch_phase_norm
+
+    torch.manual_seed(0)
+    plain_cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)
+    stage = DMDStage(plain_cfg, _batch)
+    batch = _batch(0)
+    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
+
+    def roll(cfg, context):
+        stage.cfg = cfg
+        return stage.rollout(batch, text, exit_step=3, g=torch.Generator().manual_seed(1), grad=True, context=context)
+
+    guarded_cfg = dataclasses.replace(plain_cfg, phase_norm=True)
+    assert torch.equal(roll(plain_cfg, 0), roll(guarded_cfg, 0))  # chunks 0-1: nothing evicted yet
+    plain, guarded = roll(plain_cfg, 2), roll(guarded_cfg, 2)  # chunk 2 is the first after an eviction
+    assert guarded.requires_grad
+    torch.testing.assert_close(guarded[:, :, :3], patch_phase_norm(plain[:, :, :3].detach(), (2, 2)))
+    assert not torch.allclose(guarded[:, :, :3], plain[:, :, :3], atol=1e-3)
+    assert not torch.allclose(guarded[:, :, 3:], plain[:, :, 3:], atol=1e-3)  # its KV carried the guard on
+    assert guarded_cfg.trained_stream.phase_norm and not plain_cfg.trained_stream.phase_norm

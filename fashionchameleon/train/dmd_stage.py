@@ -20,7 +20,10 @@ teacher scores well. The student then learns from contexts it made itself after 
 regime of a long stream. With `random_context` each step draws how many context chunks come
 first (0 to `num_chunks - score_chunks`, uniformly), so the scored window is sometimes the start
 of a stream (what a stream's first chunks and every withdraw-switch need) and sometimes deep in
-it; with a fixed `num_chunks` the first chunks of a stream are never scored.
+it; with a fixed `num_chunks` the first chunks of a stream are never scored. With `phase_norm` the
+rollout applies the engine's patch-phase guard (`fashionchameleon/phase_norm.py`) where a stream
+would, to each chunk made once the window has slid, gradient included, and the exported student
+asks for it: training then sees the streams it will make.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from ..checkpoint import save_checkpoint
 from ..codec import LatentCodec
 from ..config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ..model import TextKV, WanDiT
+from ..phase_norm import patch_phase_norm
 from ..sampler import condition_pass
 from ..schedule import FlowMatchSchedule, shift_sigma
 from ..seeding import generator_for
@@ -71,6 +75,7 @@ class DMDStageConfig(JsonConfig):
     num_chunks: int = 4  # chunks per rollout
     score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
     random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
+    phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
     chunk_frames: int = 3
     ema_decay: float = 0.99
     ema_start: int = 200
@@ -93,7 +98,7 @@ class DMDStageConfig(JsonConfig):
     def trained_stream(self) -> StreamConfig:
         """The stream layout of the rollouts: what an exported student streams with."""
         trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
-        return dataclasses.replace(trained, steps=self.steps, shift=self.shift)
+        return dataclasses.replace(trained, steps=self.steps, shift=self.shift, phase_norm=self.phase_norm)
 
 
 class DMDStage:
@@ -181,6 +186,8 @@ class DMDStage:
             if not last:
                 noise = torch.randn(x.shape, generator=g).to(self.device)
                 x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
+        if self.cfg.phase_norm and cache.sliding():  # as the stream does (stream.py), inside the gradient
+            x0 = patch_phase_norm(x0, gen.cfg.patch_size[1:])
         with torch.no_grad():
             gen.write_kv(x0.detach(), self._t(0.0, b, f), text, plan.positions, CacheAttention(cache, plan))
             cache.commit(plan)
