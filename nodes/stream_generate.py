@@ -52,10 +52,10 @@ class StreamGenerate(io.ComfyNode):
                 io.Int.Input("frames", default=48, min=1, max=MAX_FRAMES,
                              tooltip="How many frames to generate. Rounded up to whole chunks (the embedded model "
                                      "makes 12 frames per chunk), so that a continuation starts exactly where "
-                                     "this output ends. The bundled early model, with its patch-phase guard, "
-                                     "held its figure for ~600 frames after the start or a switch on the "
-                                     "held-out streams we checked; longer runs without a switch can degrade "
-                                     "into stripes (see weights/README.md)."),
+                                     "this output ends. The bundled early model drifts on long runs without a "
+                                     "switch: it keeps a figure for ~600 frames on the held-out stream we "
+                                     "check, and retrieves the right garment at frames 900-1000 on 5 of 8 "
+                                     "(see weights/README.md)."),
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Noise seed of a new stream. A continued stream keeps its own seed, so a "
                                      "continuation repeats exactly."),

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..rescheduling import SwitchPolicy
+from ..schedule import FlowMatchSchedule
 from ..synthetic import (Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image,
                          plan_sample, render_clip)
 from ..synthetic.background import render_background
@@ -169,16 +170,18 @@ class TeacherGenerator:
     supports_switches = False
     chunk_frames = None
 
-    def __init__(self, model, steps: int = 30, cfg: float = 3.0, shift: float | None = None, name: str = "teacher"):
+    # the teacher samples on the schedule it was trained on (the teacher stage's shift, the paper's 5), whatever
+    # shift the student's file streams with
+    def __init__(self, model, steps: int = 30, cfg: float = 3.0, shift: float = FlowMatchSchedule.shift,
+                 name: str = "teacher"):
         if model.teacher is None:
             raise FileNotFoundError("the embedded teacher is not in the weights folder (teacher.safetensors)")
         self.model, self.steps, self.cfg, self.name = model, int(steps), float(cfg), name
-        self.shift = float(model.stream_config.shift if shift is None else shift)
+        self.shift = float(shift)
 
     @torch.no_grad()
     def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
         from ..sampler import sample_teacher
-        from ..schedule import FlowMatchSchedule
 
         if list(switches):
             raise ValueError("the bidirectional teacher generates whole clips and cannot switch garments")
