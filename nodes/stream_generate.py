@@ -53,8 +53,8 @@ class StreamGenerate(io.ComfyNode):
                              tooltip="How many frames to generate. Rounded up to whole chunks (the embedded model "
                                      "makes 12 frames per chunk), so that a continuation starts exactly where "
                                      "this output ends. The bundled early model drifts on long runs without a "
-                                     "switch: it keeps a figure for ~600 frames on the held-out stream we "
-                                     "check, and retrieves the right garment at frames 900-1000 on 5 of 8 "
+                                     "switch: it keeps a figure for at least 600 frames on the held-out stream we "
+                                     "check, and keeps the right garment at frames 900-1000 on 6 of 8 streams "
                                      "(see weights/README.md)."),
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Noise seed of a new stream. A continued stream keeps its own seed, so a "
