@@ -15,14 +15,16 @@ the patch's period (weights/README.md, "the collapse").
      phases the same mean over the column (a stripe along one row or column of tokens, how the
      drift starts).
 Content that is smooth at the patch scale is left as it is; a sharp edge that runs exactly along
-a patch boundary is softened a little. The stream applies it (`StreamConfig.phase_norm`) to each
-chunk's final x0 before the clean KV pass, so the cache and the decoded frames see the same latents.
+a patch boundary is softened a little. `guard_chunk` is the rule for when: a chunk made once the
+cache's window has slid. The stream (`StreamConfig.phase_norm`, through `denoise_chunk`) and the
+GR-DMD rollouts apply it to each chunk's final x0 before the clean KV pass, so the cache and the
+decoded frames see the same latents.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["patch_phase_norm"]
+__all__ = ["patch_phase_norm", "guard_chunk"]
 
 
 def patch_phase_norm(x: torch.Tensor, patch: tuple[int, int], eps: float = 1e-6) -> torch.Tensor:
@@ -38,6 +40,11 @@ def patch_phase_norm(x: torch.Tensor, patch: tuple[int, int], eps: float = 1e-6)
     col_means = p.mean(dim=(3, 4), keepdim=True)  # per token column and column phase: [B, C, F, 1, 1, cols, pw]
     p = p - col_means + col_means.mean(dim=6, keepdim=True)
     return p.reshape(b, c, f, h, w)
+
+
+def guard_chunk(x0: torch.Tensor, cache, patch: tuple[int, int]) -> torch.Tensor:
+    """`x0` normalised if `cache` (a `KVCache`, before the chunk's commit) has slid, else `x0` itself."""
+    return patch_phase_norm(x0, patch) if cache.sliding() else x0
 
 
 def _equalise_statistics(p: torch.Tensor, eps: float) -> torch.Tensor:

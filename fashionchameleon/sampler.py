@@ -17,7 +17,7 @@ import torch
 
 from .cache import CacheAttention, KVCache
 from .model import TextKV, WanDiT
-from .phase_norm import patch_phase_norm
+from .phase_norm import guard_chunk
 from .schedule import FlowMatchSchedule
 
 __all__ = ["StepInfo", "denoise_chunk", "condition_pass", "sample_teacher"]
@@ -47,7 +47,8 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[
 
     The cache is written in place; run it inside `cache.transaction()` so an exception from
     `on_step` (a cancel) rolls it back. Returns the clean chunk latents `[B, C, c, h, w]` (float32),
-    patch-phase normalised first if `phase_norm` (the KV pass then writes the normalised chunk).
+    patch-phase normalised first if `phase_norm` and the cache's window has slid (`guard_chunk`; the
+    KV pass then writes the normalised chunk).
     """
     b, _, c = noises[0].shape[:3]
     plan = cache.plan_chunk(c)
@@ -64,7 +65,7 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[
         if i + 1 < n:
             x = schedule.add_noise(x0, noises[i + 1].to(model.device, torch.float32), float(timesteps[i + 1]))
     if phase_norm:
-        x0 = patch_phase_norm(x0, model.cfg.patch_size[1:])
+        x0 = guard_chunk(x0, cache, model.cfg.patch_size[1:])
     clean = schedule.add_noise(x0, noises[-1].to(model.device, torch.float32), context_noise) if context_noise else x0
     model.write_kv(clean, _timesteps(context_noise, b, c, model.device), text, plan.positions, attention)
     cache.commit(plan)

@@ -256,7 +256,7 @@ class StreamSession:
                 check()
             x0 = denoise_chunk(self.model, self.cache, self.text, self._noises(f.chunk_index, shape), self.timesteps,
                                self.schedule, f.chunk_index, float(self.config.context_noise), on_step,
-                               self.config.phase_norm and self.cache.sliding())
+                               self.config.phase_norm)
             check()
             frames, decoder_state = self.codec.decode(x0, decoder_state)
         keep = max(SwitchPolicy().decode_frames, *(e.policy.decode_frames for e in f.pending), 1)

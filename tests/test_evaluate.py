@@ -171,9 +171,8 @@ def test_model_adapters_return_clips_of_the_asked_length(micro_embedded):
         assert ModelTryOff(micro_embedded, steps=2).extract(sample, 3, slot).shape == (3, 64, 64)
 
 
-
 def test_the_teacher_samples_on_its_own_shift_not_the_students(micro_embedded, monkeypatch):
-    """A student file may stream at another shift (the embedded one: 1.35); the teacher was trained on
+    """A student file may stream at another shift (e.g. 1.35); the teacher was trained on
     the shift-5 table and samples on it unless asked otherwise."""
     import dataclasses
 
@@ -188,6 +187,7 @@ def test_the_teacher_samples_on_its_own_shift_not_the_students(micro_embedded, m
     TeacherGenerator(micro_embedded, steps=1).generate(sample, 4)
     TeacherGenerator(micro_embedded, steps=1, shift=2.0).generate(sample, 4)
     assert used == [5.0, 2.0]
+
 
 def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):
     cfg = EvalConfig(samples=1, size=64, frames=24, chunk=6, candidates=3, long_frames=24, long_window=6,

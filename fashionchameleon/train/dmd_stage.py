@@ -40,7 +40,7 @@ from ..checkpoint import save_checkpoint
 from ..codec import LatentCodec
 from ..config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ..model import TextKV, WanDiT
-from ..phase_norm import patch_phase_norm
+from ..phase_norm import guard_chunk
 from ..sampler import condition_pass
 from ..schedule import FlowMatchSchedule, shift_sigma
 from ..seeding import generator_for
@@ -186,8 +186,8 @@ class DMDStage:
             if not last:
                 noise = torch.randn(x.shape, generator=g).to(self.device)
                 x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
-        if self.cfg.phase_norm and cache.sliding():  # as the stream does (stream.py), inside the gradient
-            x0 = patch_phase_norm(x0, gen.cfg.patch_size[1:])
+        if self.cfg.phase_norm:  # the stream's rule (denoise_chunk), inside the gradient
+            x0 = guard_chunk(x0, cache, gen.cfg.patch_size[1:])
         with torch.no_grad():
             gen.write_kv(x0.detach(), self._t(0.0, b, f), text, plan.positions, CacheAttention(cache, plan))
             cache.commit(plan)
