@@ -304,7 +304,9 @@ class WanDiT(nn.Module):
         gh, gw = self.grid((h, w))
         text = context if isinstance(context, TextKV) else self.text_kv(context)
         tokens = self.patch_embedding(x.to(self.dtype))  # [B, D, F, gh, gw]
-        tokens = rearrange(tokens, "b d f h w -> b f (h w) d")  # [B, F, S, D]
+        # [B, F, S, D], made contiguous once: a permuted residual stream stays permuted through every
+        # block's elementwise ops, and each LayerNorm would copy it (three copies a block)
+        tokens = rearrange(tokens, "b d f h w -> b f (h w) d").contiguous()
         e, e0 = self.time_modulation(t.to(self.device))
         rope = rope_cos_sin(positions, (gh, gw), self.cfg.head_dim, self.cfg.rope_theta, self.device)
         return tokens, e, e0, rope, text.repeat(b), (gh, gw)
