@@ -8,7 +8,7 @@ from torch import nn
 from fashionchameleon.checkpoint import load_checkpoint
 from fashionchameleon.train.codec_stage import CodecStage, CodecStageConfig
 from fashionchameleon.train.ema import EMA
-from fashionchameleon.train.runner import RunConfig, export_snapshot, read_log, run_stage
+from fashionchameleon.train.runner import RunConfig, export_snapshot, lr_factor, read_log, run_stage
 from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state, save_state
 
 MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 4, "temporal_factor": 2, "widths": [8, 16]}
@@ -81,6 +81,23 @@ def test_a_compact_state_resumes_with_fresh_optimizers_and_a_new_warm_up(tmp_pat
     run_stage(resumed, RunConfig(steps=9, warmup=2, save_every=1000), tmp_path / "small", resumed.cfg)
     base = resumed.opt.param_groups[0]["base_lr"]
     assert lrs == [base / 2, base, base]  # the warm-up restarts at the resumed step
+
+
+def test_cooldown_takes_the_rate_down_over_the_last_steps_and_resumes_on_the_same_schedule(tmp_path):
+    run = RunConfig(steps=10, warmup=2, cooldown=4, save_every=1000)
+    assert [lr_factor(run, s) for s in range(10)] == [0.5, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert lr_factor(RunConfig(steps=10, cooldown=4), 0) == 1.0  # a cool-down alone leaves the start alone
+    stage = _stage()
+    run_stage(stage, RunConfig(steps=7, save_every=1000), tmp_path, stage.cfg)  # the stable phase, saved
+    resumed = _stage()
+    lrs = []
+    inner = resumed.train_step
+    resumed.train_step = lambda s: lrs.append(resumed.opt.param_groups[0]["lr"]) or inner(s)
+    run_stage(resumed, run, tmp_path, resumed.cfg)  # cooled down from the saved step
+    base = resumed.opt.param_groups[0]["base_lr"]
+    assert lrs == pytest.approx([0.75 * base, 0.5 * base, 0.25 * base])
+    with pytest.raises(ValueError, match="cooldown"):
+        RunConfig(steps=10, cooldown=-1)
 
 
 def test_export_snapshot_writes_the_saved_weights_of_an_unfinished_run(tmp_path):

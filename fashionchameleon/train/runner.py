@@ -1,4 +1,4 @@
-"""The training loop every stage shares: resume, warm-up, logging, periodic resumable saves, export.
+"""The training loop every stage shares: resume, warm-up, cool-down, logging, periodic resumable saves, export.
 
 A stage owns its networks, optimizers and the maths of one step (`Stage.train_step`); the runner
 owns everything around it, so codec, teacher, forcing, DMD and try-off training behave alike.
@@ -18,7 +18,7 @@ from torch import nn
 from .distributed import DistInfo
 from .state import OPTIMIZER_RESET, load_state, save_state
 
-__all__ = ["Stage", "RunConfig", "run_stage", "export_snapshot", "read_log"]
+__all__ = ["Stage", "RunConfig", "lr_factor", "run_stage", "export_snapshot", "read_log"]
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
@@ -44,13 +44,28 @@ class Stage(Protocol):
 class RunConfig:
     steps: int
     warmup: int = 0
+    cooldown: int = 0  # the last `cooldown` steps before `steps` take the learning rate linearly down to ~0
     log_every: int = 10
     save_every: int = 200
     time_limit_s: float | None = None  # stop (and save) after this much wall time; resume later
 
+    def __post_init__(self) -> None:
+        for name in ("warmup", "cooldown"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"run.{name} must be >= 0, got {getattr(self, name)}")
 
-def _set_lr(optimizers: Mapping[str, torch.optim.Optimizer], step: int, warmup: int) -> None:
-    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+def lr_factor(run: RunConfig, step: int, warm_from: int = 0) -> float:
+    """The learning rate of `step` as a share of the configured one: a linear warm-up over `run.warmup` steps
+    from `warm_from` (0, or the step a compact state resumed at), a constant rate, and with `run.cooldown`
+    a linear decay over the run's last steps (warm-up, stable, decay: the decay can start from any saved
+    state of the stable phase, so a run can be continued at the full rate and cooled down again later)."""
+    warm = min(1.0, (step - warm_from + 1) / run.warmup) if run.warmup > 0 else 1.0
+    cool = min(1.0, (run.steps - step) / run.cooldown) if run.cooldown > 0 else 1.0
+    return warm * cool
+
+
+def _set_lr(optimizers: Mapping[str, torch.optim.Optimizer], factor: float) -> None:
     for opt in optimizers.values():
         for group in opt.param_groups:
             group.setdefault("base_lr", group["lr"])
@@ -80,7 +95,7 @@ def run_stage(stage: Stage, run: RunConfig, out_dir: str | Path, config: Any, in
                        {"wall_s": elapsed + time.perf_counter() - start, "stage": stage.name})
 
     while step < run.steps:
-        _set_lr(stage.optimizers(), step - warm_from, run.warmup)
+        _set_lr(stage.optimizers(), lr_factor(run, step, warm_from))
         window.append(stage.train_step(step))
         step += 1
         if step % run.log_every == 0 or step == run.steps:
