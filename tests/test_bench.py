@@ -200,3 +200,19 @@ def test_switch_latency_from_oracle_frames():
     assert switch_latency(old, 12, old, new, plate).frames is None
     flicker = torch.cat([old[:12], new[12:13], old[13:17], new[17:]])  # one early lucky frame does not count
     assert switch_latency(flicker, 12, old, new, plate, stable=3).frames == 5
+
+
+def test_the_gpu_command_runs_on_the_cpu_at_a_reduced_size():
+    """`bench --device cuda --preset wan2.2-ti2v-5b --random-weights` (the real-scale student): the same code path
+    on the CPU with one of its 30 blocks at 32x32 (one token a frame), random weights and the VAE stand-in."""
+    from fashionchameleon.bench.setup import build_setup
+
+    cfg = BenchConfig(preset="wan2.2-ti2v-5b", random_weights=True, layers=1, size=(32, 32), chunks=1,
+                      warmup_chunks=0, long_frames=12, switch_after_chunks=1, switch_chunks=1, teacher_steps=1,
+                      teacher_chunks=1, peak_size=64, peak_seconds=0.01)
+    r = run_bench(cfg, build_setup(cfg))
+    _check_result(r)
+    assert r["preset"] == "wan2.2-ti2v-5b" and r["resolution"] == [32, 32] and r["weights"] == "random"
+    model = r["details"]["model"]
+    assert (model["dim"], model["layers"], model["tokens_per_frame"]) == (3072, 1, 1)
+    assert model["codec"] == "StandInCodec" and model["cache_frames"] == 23  # 2 conditions + sink 3 + window 18
