@@ -125,6 +125,12 @@ class StreamConfig(JsonConfig):
     patch-phase normalised before its clean KV pass (`fashionchameleon/phase_norm.py`): a guard
     against the patch-periodic error feedback of a student streamed past its training horizon.
     Chunks before that are left exactly as the model made them.
+
+    `reproject` (off by default), under the same condition: each finished chunk is decoded and
+    encoded again before its clean KV pass, so the cache holds the codec's latents of the frames
+    shown (`fashionchameleon/reproject.py`). It needs a codec whose latent frames are independent
+    (the embedded tiny codec), costs one decode and one encode a chunk, and is the embedded
+    student's default (its file's `trained_stream` metadata).
     """
 
     chunk_frames: int = 3
@@ -135,6 +141,7 @@ class StreamConfig(JsonConfig):
     context_noise: int = 0  # timestep of the clean pass that writes a chunk's KV
     rope: str = "rolling"
     phase_norm: bool = False  # once the window has slid, equalise each chunk's patch phases (phase_norm.py)
+    reproject: bool = False  # once the window has slid, re-encode each chunk's decoded frames (reproject.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))

@@ -6,6 +6,7 @@ that our own pipeline trained on the procedural world, shipped in `weights/`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -21,6 +22,8 @@ from .text import PromptEncoder, TinyPromptEncoder, TinyTextConfig
 
 __all__ = ["WEIGHTS_DIR", "PARTS", "EmbeddedModel", "load_embedded", "load_codec", "load_text",
            "trained_stream_config"]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 PARTS = {"codec": "codec.safetensors", "text": "text.safetensors", "student": "student.safetensors",
@@ -74,14 +77,19 @@ class EmbeddedModel:
         """A stream of the causal student (or `model`, e.g. the forcing checkpoint) from images in [-1, 1].
 
         `codec` / `prompt_encoder` replace the embedded ones (e.g. adapters for a real VAE and text
-        encoder, which a real-scale DiT needs).
+        encoder, which a real-scale DiT needs). The student's own stream settings are used unless
+        `config` is given; their codec re-projection is left out with a causal `codec` (a real VAE).
         """
         dit = model or self.student
         if dit is None:
             raise FileNotFoundError("the embedded student is not in the weights folder; train it "
                                     "(python -m fashionchameleon train dmd) or copy student.safetensors there")
-        return StreamSession(dit, codec or self.codec, prompt_encoder or self.text, references, garments, prompt,
-                             seed, config or self.stream_config)
+        codec = codec or self.codec
+        if config is None and self.stream_config.reproject and codec.causal_first_frame:
+            log.info("streaming without codec re-projection: %s is a causal VAE", type(codec).__name__)
+            config = self.stream_config.replace(reproject=False)
+        return StreamSession(dit, codec, prompt_encoder or self.text, references, garments, prompt, seed,
+                             config or self.stream_config)
 
 
 def load_embedded(weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu",

@@ -42,13 +42,15 @@ def _timesteps(t: float, batch: int, frames: int, device: torch.device) -> torch
 
 def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[torch.Tensor], timesteps: torch.Tensor,
                   schedule: FlowMatchSchedule, chunk_index: int = 0, context_noise: float = 0.0,
-                  on_step: StepCallback | None = None, phase_norm: bool = False) -> torch.Tensor:
+                  on_step: StepCallback | None = None, phase_norm: bool = False,
+                  project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Generate one chunk against the cache and commit it. noises: one `[B, C, c, h, w]` per step.
 
     The cache is written in place; run it inside `cache.transaction()` so an exception from
     `on_step` (a cancel) rolls it back. Returns the clean chunk latents `[B, C, c, h, w]` (float32),
     patch-phase normalised first if `phase_norm` and the cache's window has slid (`guard_chunk`; the
-    KV pass then writes the normalised chunk).
+    KV pass then writes the normalised chunk), and then mapped by `project` (e.g. the codec round trip
+    of `reproject.py`) under the same condition.
     """
     b, _, c = noises[0].shape[:3]
     plan = cache.plan_chunk(c)
@@ -66,6 +68,8 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[
             x = schedule.add_noise(x0, noises[i + 1].to(model.device, torch.float32), float(timesteps[i + 1]))
     if phase_norm:
         x0 = guard_chunk(x0, cache, model.cfg.patch_size[1:])
+    if project is not None and cache.sliding():
+        x0 = project(x0)
     clean = schedule.add_noise(x0, noises[-1].to(model.device, torch.float32), context_noise) if context_noise else x0
     model.write_kv(clean, _timesteps(context_noise, b, c, model.device), text, plan.positions, attention)
     cache.commit(plan)

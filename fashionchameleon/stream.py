@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable, Iterator
 
 import torch
@@ -27,6 +28,7 @@ from .codec import LatentCodec
 from .config import StreamConfig
 from .cpu_memory import keep_freed_memory
 from .model import WanDiT
+from .reproject import check_reprojectable, codec_round_trip
 from .rescheduling import SwitchPolicy, apply_switch
 from .sampler import StepInfo, condition_pass, denoise_chunk
 from .schedule import FlowMatchSchedule
@@ -101,6 +103,11 @@ class StreamSession:
         self.schedule = FlowMatchSchedule(shift=config.shift)
         self.timesteps = self.schedule.warp(config.steps)
         self.image_size = self._check_images(references, garments)
+        if config.reproject:
+            try:
+                check_reprojectable(codec)
+            except ValueError as e:
+                raise StreamInputError(str(e)) from None
         self.prompt = prompt
         h, w = self.image_size
         s = codec.spatial_factor
@@ -254,9 +261,10 @@ class StreamSession:
                 if policy.withdraw:  # a new decode segment, as the authors' prototype decodes per switch
                     decoder_state, segment_start = None, True
                 check()
+            project = partial(codec_round_trip, self.codec) if self.config.reproject else None
             x0 = denoise_chunk(self.model, self.cache, self.text, self._noises(f.chunk_index, shape), self.timesteps,
                                self.schedule, f.chunk_index, float(self.config.context_noise), on_step,
-                               self.config.phase_norm)
+                               self.config.phase_norm, project)
             check()
             frames, decoder_state = self.codec.decode(x0, decoder_state)
         keep = max(SwitchPolicy().decode_frames, *(e.policy.decode_frames for e in f.pending), 1)

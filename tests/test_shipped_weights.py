@@ -74,3 +74,6 @@ def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
     assert (stream.chunk_frames, stream.sink_frames, stream.window_frames) == (3, 3, 9)
     assert stream.shift == 5.0  # the paper's; 1.35 (scaled to 64 tokens a frame) measured no better
     assert not stream.phase_norm  # measured without the long-stream guard (weights/README.md)
+    # once the window slides, each chunk goes through the codec before its KV pass: fewer long streams
+    # collapse into stripes (measured; weights/README.md, "Codec re-projection")
+    assert stream.reproject
