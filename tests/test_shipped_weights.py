@@ -32,9 +32,11 @@ def test_shipped_codec_latents_are_normalised():
 
 
 # ---- the distilled student, teacher and try-off DiTs --------------------------------------------
-# Measured at ship time (weights/README.md): garment retrieval 0.71 on the 24 held-out cases of the
-# full eval, 5 of 6 on the quick cases below; chance is 1/K = 0.125. The bar is 0.90: not reached yet.
-STUDENT_FLOOR = 4 / 6  # a regression (e.g. a broken cache or codec path) falls to chance
+# The regression test: a short stream from the shipped files reaches the garment bar (0.90)
+# on a few held-out samples. Measured at ship time: 6 of 6 here (one miss would fail it), 0.79 on
+# the 24 held-out cases of the full eval (weights/README.md: the bar is not met there); chance is
+# 1/K = 0.125, and a broken cache or codec path falls towards it.
+GARMENT_BAR = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +59,8 @@ def test_shipped_dits_load_with_their_stages_and_fit_the_budget():
     assert total <= 50 * 2**20
 
 
-def test_shipped_student_streams_the_garment_well_above_chance(student_garment_retrieval):
-    assert student_garment_retrieval >= STUDENT_FLOOR
-
-
-@pytest.mark.xfail(strict=True, reason="the shipped student is below the 0.90 garment bar (weights/README.md); "
-                   "when it passes, drop this mark and raise STUDENT_FLOOR")
-def test_shipped_student_reaches_the_garment_bar(student_garment_retrieval):
-    assert student_garment_retrieval >= 0.90
+def test_shipped_student_reaches_the_garment_bar_on_a_few_held_out_samples(student_garment_retrieval):
+    assert student_garment_retrieval >= GARMENT_BAR
 
 
 def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
@@ -74,6 +70,6 @@ def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
     assert (stream.chunk_frames, stream.sink_frames, stream.window_frames) == (3, 3, 9)
     assert stream.shift == 5.0  # the paper's; 1.35 (scaled to 64 tokens a frame) measured no better
     assert not stream.phase_norm  # measured without the long-stream guard (weights/README.md)
-    # once the window slides, each chunk goes through the codec before its KV pass: fewer long streams
-    # collapse into stripes (measured; weights/README.md, "Codec re-projection")
+    # once the window slides, each chunk goes through the codec before its KV pass: 3 of 8 held-out
+    # 1,000-frame streams are striped at frames 900-1000 with it, 6 without (weights/README.md)
     assert stream.reproject
