@@ -17,6 +17,7 @@ from .checkpoint import CheckpointError, build_dit, load_checkpoint, read_header
 from .codec import LatentCodec, TinyCodec, TinyCodecConfig
 from .config import TRAINED_STREAM_KEY, StreamConfig
 from .model import WanDiT
+from .reproject import reprojectable
 from .stream import StreamSession
 from .text import PromptEncoder, TinyPromptEncoder, TinyTextConfig
 
@@ -85,7 +86,7 @@ class EmbeddedModel:
             raise FileNotFoundError("the embedded student is not in the weights folder; train it "
                                     "(python -m fashionchameleon train dmd) or copy student.safetensors there")
         codec = codec or self.codec
-        if config is None and self.stream_config.reproject and codec.causal_first_frame:
+        if config is None and self.stream_config.reproject and not reprojectable(codec):
             log.info("streaming without codec re-projection: %s is a causal VAE", type(codec).__name__)
             config = self.stream_config.replace(reproject=False)
         return StreamSession(dit, codec, prompt_encoder or self.text, references, garments, prompt, seed,

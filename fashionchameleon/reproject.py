@@ -19,12 +19,17 @@ import torch
 
 from .codec import LatentCodec
 
-__all__ = ["codec_round_trip", "check_reprojectable"]
+__all__ = ["codec_round_trip", "reprojectable", "check_reprojectable"]
+
+
+def reprojectable(codec: LatentCodec) -> bool:
+    """Whether `codec` can re-encode one chunk on its own (its latent frames are independent)."""
+    return not codec.causal_first_frame
 
 
 def check_reprojectable(codec: LatentCodec) -> None:
     """Raise ValueError, saying what to do, if `codec` cannot re-encode one chunk on its own."""
-    if codec.causal_first_frame:
+    if not reprojectable(codec):
         raise ValueError("reproject needs a codec whose latent frames decode independently (the embedded tiny "
                          f"codec); {type(codec).__name__} is causal (its first latent frame covers one pixel "
                          "frame), so a chunk cannot be re-encoded on its own: set reproject to false")
