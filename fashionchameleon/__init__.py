@@ -2,12 +2,36 @@
 
 Pure torch (+ safetensors, einops, numpy). Never imports ComfyUI or the node layer, so it runs
 from a script, a test, a training job or the nodes alike.
+
+This module is the front door the node layer uses: load a model, open a stream, switch a garment,
+try a garment off, read and write the pack's files. Behind it:
+
+    runtime/   what a ComfyUI user runs
+      config.py     model and stream configs, presets
+      dit/          the Wan-layout DiT (model, attention, RoPE, fused ops, compiled block)
+      stream/       the streaming session, KV cache, sampler, rescheduling (the switch)
+      encoders/     latent codec and prompt encoder protocols, and the tiny built-in ones
+      files/        checkpoints (ours and foreign layouts), media, the pack's bundled paths
+      embedded.py   the shipped embedded model; tryoff.py  garment extraction
+    lab/       what trains and measures it (never imported by the runtime)
+      synthetic/ world, train/ stages, metrics/ eval, bench/, data/ manifests, demo, ship, samples
 """
-from .config import PRESETS, ModelConfig, StreamConfig, infer_config, preset
-from .model import WanDiT
-from .rescheduling import SwitchPolicy
-from .stream import Cancelled, Chunk, StreamSession
+from .runtime.config import DTYPE_NAMES, PRESETS, ModelConfig, StreamConfig, infer_config, preset
+from .runtime.dit.model import WanDiT
+from .runtime.embedded import PARTS, EmbeddedModel, load_embedded, trained_stream_config
+from .runtime.encoders.codec import latent_frame_count, pixel_frame_count
+from .runtime.files.checkpoint import CheckpointError, build_dit, read_header
+from .runtime.files.media import fit_pad_white, load_image, to_uint8
+from .runtime.files.paths import SAMPLES_DIR, WEIGHTS_DIR
+from .runtime.stream.rescheduling import SwitchPolicy
+from .runtime.stream.sampler import StepInfo
+from .runtime.stream.seeding import MASK64
+from .runtime.stream.session import Cancelled, Chunk, StreamSession
+from .runtime.tryoff import try_off
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "ModelConfig", "StreamConfig", "infer_config", "preset", "WanDiT", "SwitchPolicy",
-           "StreamSession", "Chunk", "Cancelled", "__version__"]
+__all__ = ["DTYPE_NAMES", "PRESETS", "ModelConfig", "StreamConfig", "infer_config", "preset", "WanDiT",
+           "PARTS", "EmbeddedModel", "load_embedded", "trained_stream_config", "latent_frame_count",
+           "pixel_frame_count", "CheckpointError", "build_dit", "read_header", "fit_pad_white", "load_image",
+           "to_uint8", "SAMPLES_DIR", "WEIGHTS_DIR", "SwitchPolicy", "StepInfo", "MASK64", "Cancelled", "Chunk",
+           "StreamSession", "try_off", "__version__"]

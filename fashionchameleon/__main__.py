@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import PRESETS, StreamConfig
-from .embedded import WEIGHTS_DIR
+from .runtime.config import PRESETS, StreamConfig
+from .runtime.embedded import WEIGHTS_DIR
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -22,8 +22,8 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
-    from .embedded import PARTS
+    from .lab.demo import DemoConfig, run_demo
+    from .runtime.embedded import PARTS
 
     weights = Path(args.weights)
     if not (weights / PARTS["student"]).exists():
@@ -49,16 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     demo.set_defaults(fn=_demo)
-    from .train.cli import add_parser as add_train
+    from .lab.train.cli import add_parser as add_train
 
     add_train(sub)
-    from .metrics.cli import add_parser as add_eval
+    from .lab.metrics.cli import add_parser as add_eval
 
     add_eval(sub)
-    from .bench.cli import add_parser as add_bench
+    from .lab.bench.cli import add_parser as add_bench
 
     add_bench(sub)
-    from .ship import add_parser as add_ship
+    from .lab.ship import add_parser as add_ship
 
     add_ship(sub)
     args = parser.parse_args(argv)

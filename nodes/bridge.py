@@ -49,8 +49,7 @@ from torch import Tensor
 
 import comfy.model_management as mm
 
-from ..fashionchameleon.codec import latent_frame_count, pixel_frame_count
-from ..fashionchameleon.config import ModelConfig
+from ..fashionchameleon import latent_frame_count, ModelConfig, pixel_frame_count
 from .types import log
 
 __all__ = ["LatentStats", "WAN21_STATS", "WAN22_STATS", "stats_for", "DecoderSpec", "KNOWN_DECODERS",

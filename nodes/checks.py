@@ -22,7 +22,7 @@ import numbers
 import torch
 from torch import Tensor
 
-from ..fashionchameleon.seeding import MASK64
+from ..fashionchameleon import MASK64
 
 __all__ = ["RANGE_TOLERANCE", "MAX_SIDE", "MAX_SEED", "check_image", "check_int"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..fashionchameleon.media import fit_pad_white, to_uint8
+from ..fashionchameleon import fit_pad_white, to_uint8
 from .checks import check_image
 
 __all__ = ["image_to_engine", "engine_to_image", "video_to_image", "fit_garment", "single_image",

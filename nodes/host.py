@@ -13,8 +13,7 @@ import torch
 import comfy.model_management as mm
 import comfy.utils
 
-from ..fashionchameleon.config import DTYPE_NAMES
-from ..fashionchameleon.sampler import StepInfo
+from ..fashionchameleon import DTYPE_NAMES, StepInfo
 from .convert import preview_image
 
 __all__ = ["DTYPES", "DEVICES", "pick_device", "pick_dtype", "output_device", "free_memory", "check_interrupt",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..fashionchameleon.rescheduling import SwitchPolicy
+from ..fashionchameleon import SwitchPolicy
 from .checks import check_int
 from .types import CATEGORY, FC_STREAM, SLOTS, check_slot, require_stream
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from ..fashionchameleon.media import load_image
-from ..fashionchameleon.samples import SAMPLES_DIR
+from ..fashionchameleon import load_image, SAMPLES_DIR
 from . import host
 from .convert import engine_to_image
 from .types import CATEGORY

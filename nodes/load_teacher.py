@@ -5,8 +5,8 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from ..fashionchameleon import embedded as fc_embedded
-from ..fashionchameleon.checkpoint import CheckpointError, build_dit, read_header
+from .. import fashionchameleon as fc
+from ..fashionchameleon import CheckpointError, build_dit, read_header
 from . import folders, host
 from .memory import LOAD_ADVICE, reporting_oom
 from .types import CATEGORY, FC_MODEL, log
@@ -60,8 +60,8 @@ class LoadTeacher(io.ComfyNode):
             path = folders.resolve(model)
         except (ValueError, FileNotFoundError):
             return model  # execute() reports the problem
-        root = Path(fc_embedded.WEIGHTS_DIR)
-        files = [root / name for name in fc_embedded.PARTS.values()] + ([] if path is None else [path])
+        root = Path(fc.WEIGHTS_DIR)
+        files = [root / name for name in fc.PARTS.values()] + ([] if path is None else [path])
         stamps = [(str(f), st.st_ino, st.st_mtime_ns, st.st_size) for f in files if f.is_file() for st in [f.stat()]]
         return (model, dtype, device, bool(compile), tuple(stamps))
 
@@ -77,10 +77,10 @@ class LoadTeacher(io.ComfyNode):
         return io.NodeOutput(loaded)
 
 
-def _load_embedded(device, dtype, parts: tuple[str, ...] = tuple(fc_embedded.PARTS)):
-    root = Path(fc_embedded.WEIGHTS_DIR)
+def _load_embedded(device, dtype, parts: tuple[str, ...] = tuple(fc.PARTS)):
+    root = Path(fc.WEIGHTS_DIR)
     try:
-        return fc_embedded.load_embedded(root, device=device, dtype=dtype, parts=parts)
+        return fc.load_embedded(root, device=device, dtype=dtype, parts=parts)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"the embedded FashionChameleon model is not available: {exc}. Searched the "
                                 f"pack's weights folder {root}; or choose a checkpoint from the model folders "
@@ -109,5 +109,5 @@ def _load_file(path: Path, device, dtype):
     role = "student" if stage == "unknown" else stage
     setattr(base, role, dit)
     if role == "student":  # stream with the context the student was trained on, when its file says
-        base.stream_config = fc_embedded.trained_stream_config(meta, path) or base.stream_config
+        base.stream_config = fc.trained_stream_config(meta, path) or base.stream_config
     return base

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..fashionchameleon.tryoff import try_off
+from ..fashionchameleon import try_off
 from . import bridge, host
 from .checks import MAX_SEED, MAX_SIDE, check_int
 from .convert import engine_to_image, image_to_engine

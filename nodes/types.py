@@ -15,8 +15,7 @@ import torch
 
 from comfy_api.latest import io
 
-from ..fashionchameleon.rescheduling import SwitchPolicy
-from ..fashionchameleon.stream import StreamSession
+from ..fashionchameleon import StreamSession, SwitchPolicy
 
 __all__ = ["FC_MODEL", "FC_STREAM", "FCStream", "CATEGORY", "SLOTS", "POLICIES", "DEFAULT_POLICY",
            "DEFAULT_FPS", "log", "require_model", "require_stream", "require_same_model", "check_slot"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon import codec as fc_codec
-from fashionchameleon import text as fc_text
-from fashionchameleon.codec import TinyCodec
-from fashionchameleon.config import ModelConfig
-from fashionchameleon.model import WanDiT
-from fashionchameleon.text import TinyPromptEncoder
+from fashionchameleon.runtime.encoders import codec as fc_codec
+from fashionchameleon.runtime.encoders import text as fc_text
+from fashionchameleon.runtime.encoders.codec import TinyCodec
+from fashionchameleon.runtime.config import ModelConfig
+from fashionchameleon.runtime.dit.model import WanDiT
+from fashionchameleon.runtime.encoders.text import TinyPromptEncoder
 
 MICRO = ModelConfig(name="micro", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
                     text_dim=16, text_len=4, freq_dim=32)

@@ -36,7 +36,13 @@ NODE_MODULES = {"ext": "nodes.extension", "types": "nodes.types", "convert": "no
                 "swap": "nodes.swap_garment", "kv": "nodes.kv_refresh", "tryoff": "nodes.try_off",
                 "sample": "nodes.load_sample", "bridge": "nodes.bridge", "checks": "nodes.checks",
                 "memory": "nodes.memory", "parse": "nodes.parse"}
-ENGINE_MODULES = ("model", "config", "codec", "text", "embedded", "checkpoint", "rescheduling", "stream", "samples")
+# namespace attribute -> engine module of the pack ("fc" is the front door the nodes import)
+ENGINE_MODULES = {"fc": "fashionchameleon", "model": "fashionchameleon.runtime.dit.model",
+                  "config": "fashionchameleon.runtime.config", "codec": "fashionchameleon.runtime.encoders.codec",
+                  "text": "fashionchameleon.runtime.encoders.text", "embedded": "fashionchameleon.runtime.embedded",
+                  "checkpoint": "fashionchameleon.runtime.files.checkpoint",
+                  "rescheduling": "fashionchameleon.runtime.stream.rescheduling",
+                  "stream": "fashionchameleon.runtime.stream.session"}
 
 
 @contextlib.contextmanager
@@ -47,7 +53,7 @@ def pack_host(models: Path) -> Iterator[SimpleNamespace]:
             pack=sys.modules[pack_module_name(ROOT)], models=models, mm=stubs["comfy.model_management"],
             utils=stubs["comfy.utils"], cli=stubs["comfy.cli_args"], fp=stubs["folder_paths"],
             **{key: mod(path) for key, path in NODE_MODULES.items()},
-            E=SimpleNamespace(**{m: mod(f"fashionchameleon.{m}") for m in ENGINE_MODULES}))
+            E=SimpleNamespace(**{key: mod(path) for key, path in ENGINE_MODULES.items()}))
 
 
 def micro_parts(E) -> tuple:

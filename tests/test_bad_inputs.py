@@ -48,7 +48,7 @@ def ctx(host, model, tmp_path_factory):
     other = E.embedded.EmbeddedModel(model.codec, model.text, student=randomize(E.model.WanDiT(cfg), 7).eval(),
                                      stream_config=model.stream_config)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(E.embedded, "WEIGHTS_DIR", weights)
+        mp.setattr(E.fc, "WEIGHTS_DIR", weights)
         yield SimpleNamespace(host=host, model=model, other=other, E=E, files=files, wrong=wrong, weights=weights,
                               stream=_start(host, model)[1], two=_start(host, model, garment_lower=img(9))[1])
 
@@ -141,7 +141,7 @@ def with_free_memory(free: int, call: Callable) -> Callable:
 def embedded_from(folder_attr: str) -> Callable:
     def call(c):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(c.E.embedded, "WEIGHTS_DIR", getattr(c, folder_attr))
+            mp.setattr(c.E.fc, "WEIGHTS_DIR", getattr(c, folder_attr))
             return load("embedded (bundled)")(c)
     return call
 

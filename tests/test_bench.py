@@ -16,22 +16,22 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from fashionchameleon.__main__ import main
-from fashionchameleon.bench.config import BenchConfig
-from fashionchameleon.bench.flops import chunk_flops, live_key_frames, pass_flops, teacher_flops
-from fashionchameleon.bench.measure import Clock, TimedCodec, percentile
-from fashionchameleon.bench.setup import embedded_setup
-from fashionchameleon.bench.standins import VAE_FACTORS, RandomPromptEncoder, StandInCodec, VaeFactors
-from fashionchameleon.bench.suite import run_bench
-from fashionchameleon.bench.switch import switch_latency
-from fashionchameleon.codec import TinyCodec
-from fashionchameleon.config import StreamConfig, preset
-from fashionchameleon.embedded import EmbeddedModel
-from fashionchameleon.fused import FFN_ROUTE_ENV
-from fashionchameleon.model import WanDiT
-from fashionchameleon.sampler import denoise_chunk, sample_teacher
-from fashionchameleon.schedule import FlowMatchSchedule
-from fashionchameleon.stream import StreamSession
-from fashionchameleon.text import TinyPromptEncoder
+from fashionchameleon.lab.bench.config import BenchConfig
+from fashionchameleon.lab.bench.flops import chunk_flops, live_key_frames, pass_flops, teacher_flops
+from fashionchameleon.lab.bench.measure import Clock, TimedCodec, percentile
+from fashionchameleon.lab.bench.setup import embedded_setup
+from fashionchameleon.lab.bench.standins import VAE_FACTORS, RandomPromptEncoder, StandInCodec, VaeFactors
+from fashionchameleon.lab.bench.suite import run_bench
+from fashionchameleon.lab.bench.switch import switch_latency
+from fashionchameleon.runtime.encoders.codec import TinyCodec
+from fashionchameleon.runtime.config import StreamConfig, preset
+from fashionchameleon.runtime.embedded import EmbeddedModel
+from fashionchameleon.runtime.dit.fused import FFN_ROUTE_ENV
+from fashionchameleon.runtime.dit.model import WanDiT
+from fashionchameleon.runtime.stream.sampler import denoise_chunk, sample_teacher
+from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule
+from fashionchameleon.runtime.stream.session import StreamSession
+from fashionchameleon.runtime.encoders.text import TinyPromptEncoder
 
 from conftest import MICRO
 
@@ -205,7 +205,7 @@ def test_switch_latency_from_oracle_frames():
 def test_the_gpu_command_runs_on_the_cpu_at_a_reduced_size():
     """`bench --device cuda --preset wan2.2-ti2v-5b --random-weights` (the real-scale student): the same code path
     on the CPU with one of its 30 blocks at 32x32 (one token a frame), random weights and the VAE stand-in."""
-    from fashionchameleon.bench.setup import build_setup
+    from fashionchameleon.lab.bench.setup import build_setup
 
     cfg = BenchConfig(preset="wan2.2-ti2v-5b", random_weights=True, layers=1, size=(32, 32), chunks=1,
                       warmup_chunks=0, long_frames=12, switch_after_chunks=1, switch_chunks=1, teacher_steps=1,

@@ -243,7 +243,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
     _, codec, text = micro_parts(E)  # the micro embedded codec (4 channels) and prompt encoder (16 wide)
     E.checkpoint.save_checkpoint(tmp_path / "codec.safetensors", codec.state_dict(), "codec", codec.config)
     E.checkpoint.save_checkpoint(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
-    monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(E.fc, "WEIGHTS_DIR", tmp_path)
     folder = host.models / "diffusion_models"
     folder.mkdir(exist_ok=True)
     dit = _wan_dit(E, 4)  # saved as ComfyUI saves a diffusion model: key prefix, no FashionChameleon metadata

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.cache import CacheAttention, CacheError, CacheLayout, KVCache
-from fashionchameleon.config import preset
-from fashionchameleon.rope import apply_rope, rope_cos_sin, shift_temporal
+from fashionchameleon.runtime.stream.cache import CacheAttention, CacheError, CacheLayout, KVCache
+from fashionchameleon.runtime.config import preset
+from fashionchameleon.runtime.dit.rope import apply_rope, rope_cos_sin, shift_temporal
 
 TINY = preset("tiny")
 
@@ -205,7 +205,7 @@ def test_memory_accounting():
 
 def test_a_kv_pass_writes_exactly_what_a_full_pass_writes():
     from conftest import MICRO
-    from fashionchameleon.model import FullSequence, WanDiT
+    from fashionchameleon.runtime.dit.model import FullSequence, WanDiT
 
     torch.manual_seed(0)
     model = WanDiT(MICRO).eval().requires_grad_(False)

@@ -15,12 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # no repo-root con
 
 from safetensors.torch import save_file  # noqa: E402
 
-from fashionchameleon.checkpoint import (  # noqa: E402
+from fashionchameleon.runtime.files.checkpoint import (  # noqa: E402
     Checkpoint, CheckpointError, build_dit, load_checkpoint, load_dit_state, load_official_generator,
     normalize_dit_keys, read_header, save_bundle, save_checkpoint, split_bundle,
 )
-from fashionchameleon.config import ModelConfig, preset  # noqa: E402
-from fashionchameleon.model import WanDiT  # noqa: E402
+from fashionchameleon.runtime.config import ModelConfig, preset  # noqa: E402
+from fashionchameleon.runtime.dit.model import WanDiT  # noqa: E402
 
 # Wan2.2-TI2V-5B key names at reduced width. One head: heads are not visible in the shapes and
 # infer_config gives 1 head below 128 channels, so the inferred model is the same model.

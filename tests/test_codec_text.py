@@ -1,4 +1,4 @@
-"""Unit tests for the latent codec (`fashionchameleon.codec`) and prompt encoder (`fashionchameleon.text`)."""
+"""Unit tests for the latent codec (`fashionchameleon.runtime.encoders.codec`) and prompt encoder (`fashionchameleon.runtime.encoders.text`)."""
 from __future__ import annotations
 
 import sys
@@ -9,14 +9,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fashionchameleon.codec import (  # noqa: E402
+from fashionchameleon.runtime.encoders.codec import (  # noqa: E402
     LatentCodec,
     TinyCodec,
     TinyCodecConfig,
     latent_frame_count,
     pixel_frame_count,
 )
-from fashionchameleon.text import (  # noqa: E402
+from fashionchameleon.runtime.encoders.text import (  # noqa: E402
     MOTION_VOCAB,
     PAD_ID,
     UNK_ID,

@@ -6,9 +6,9 @@ import logging
 import pytest
 import torch
 
-from fashionchameleon import compiled as fc_compiled
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.stream import StreamSession
+from fashionchameleon.runtime.dit import compiled as fc_compiled
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.stream.session import StreamSession
 
 from conftest import MICRO
 
@@ -72,7 +72,7 @@ def test_a_compiler_failure_falls_back_to_eager_once_and_is_reported(micro_model
         raise RuntimeError("no C++ compiler found\nlong details")
 
     monkeypatch.setattr(compiler, "pre", broken)
-    with caplog.at_level(logging.WARNING, logger="fashionchameleon.compiled"):
+    with caplog.at_level(logging.WARNING, logger="fashionchameleon.runtime.dit.compiled"):
         frames = _frames(micro_model, micro_codec, micro_text)
     assert len(calls) == 1, "after the first failure the compiled function must not be tried again"
     assert compiler.error == "RuntimeError: no C++ compiler found"

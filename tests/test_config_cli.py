@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fashionchameleon.__main__ import main
-from fashionchameleon.config import ConfigError, ModelConfig, StreamConfig, infer_config, preset
-from fashionchameleon.model import WanDiT
+from fashionchameleon.runtime.config import ConfigError, ModelConfig, StreamConfig, infer_config, preset
+from fashionchameleon.runtime.dit.model import WanDiT
 
 
 def test_real_presets_have_the_published_shapes():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fashionchameleon import cpu_memory
+from fashionchameleon.runtime import cpu_memory
 
 
 def _glibc() -> bool:

@@ -8,12 +8,12 @@ import json
 
 import torch
 
-from fashionchameleon.codec import TinyCodec
-from fashionchameleon.config import preset
-from fashionchameleon.demo import DemoConfig, run_demo
-from fashionchameleon.embedded import EmbeddedModel
-from fashionchameleon.model import WanDiT
-from fashionchameleon.text import TinyPromptEncoder
+from fashionchameleon.runtime.encoders.codec import TinyCodec
+from fashionchameleon.runtime.config import preset
+from fashionchameleon.lab.demo import DemoConfig, run_demo
+from fashionchameleon.runtime.embedded import EmbeddedModel
+from fashionchameleon.runtime.dit.model import WanDiT
+from fashionchameleon.runtime.encoders.text import TinyPromptEncoder
 
 
 def test_demo_writes_video_sheet_and_metrics(tmp_path):

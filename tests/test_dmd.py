@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.train.batch import LatentBatch
-from fashionchameleon.train.dmd_stage import DMDStage, DMDStageConfig
-from fashionchameleon.train.reward import GarmentFidelityReward, gr_weights
-from fashionchameleon.train.runner import RunConfig, read_log, run_stage
+from fashionchameleon.lab.train.batch import LatentBatch
+from fashionchameleon.lab.train.dmd_stage import DMDStage, DMDStageConfig
+from fashionchameleon.lab.train.reward import GarmentFidelityReward, gr_weights
+from fashionchameleon.lab.train.runner import RunConfig, read_log, run_stage
 
 MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
              freq_dim=32)
@@ -91,7 +91,7 @@ def test_long_rollout_streams_context_through_the_rolling_window_and_scores_the_
 
     monkeypatch.setattr(stage, "_chunk", spy)
     plans = []
-    from fashionchameleon import cache as cache_mod
+    from fashionchameleon.runtime.stream import cache as cache_mod
     original = cache_mod.KVCache.plan_chunk
 
     def record(self, frames):
@@ -141,7 +141,7 @@ def test_rollouts_can_apply_the_streams_patch_phase_guard_once_the_window_slides
     exported student asks for the guard."""
     import dataclasses
 
-    from fashionchameleon.phase_norm import patch_phase_norm
+    from fashionchameleon.runtime.stream.phase_norm import patch_phase_norm
 
     torch.manual_seed(0)
     plain_cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)

@@ -63,3 +63,50 @@ def test_importing_every_engine_module_pulls_in_no_comfyui_module():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(modules) >= 10
+
+
+def _engine_targets(path: Path) -> list[tuple[str, int]]:
+    """The engine modules a file imports, as dotted names under `fashionchameleon` (relative imports resolved)."""
+    here = list(path.relative_to(ENGINE).with_suffix("").parts)
+    package = here[:-1] if here[-1] != "__init__" else here[:-1]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)]
+            target = base + (node.module.split(".") if node.module else [])
+            out += [(".".join(target + [a.name]) if not node.module else ".".join(target), node.lineno)
+                    for a in (node.names if not node.module else node.names[:1])]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fashionchameleon."):
+            out.append((node.module.split(".", 1)[1], node.lineno))
+    return out
+
+
+def test_the_runtime_never_imports_the_lab():
+    """What a ComfyUI user runs (runtime/) stands alone: training, metrics, bench and the world are the lab's."""
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+           for path in sorted((ENGINE / "runtime").rglob("*.py"))
+           for name, line in _engine_targets(path) if name.split(".")[0] == "lab"]
+    assert len(list((ENGINE / "runtime").rglob("*.py"))) >= 15
+    assert not bad, "\n".join(bad)
+
+
+def test_the_runtime_scanner_resolves_relative_imports(tmp_path):
+    probe = ENGINE / "runtime" / "stream" / "probe_tmp.py"
+    names = []
+    try:
+        probe.write_text("from ...lab.synthetic import make_sample\nfrom ..config import StreamConfig\n"
+                         "from .cache import KVCache\n")
+        names = [n for n, _ in _engine_targets(probe)]
+    finally:
+        probe.unlink()
+    assert names == ["lab.synthetic", "runtime.config", "runtime.stream.cache"]
+
+
+def test_the_nodes_enter_the_engine_through_its_front_door():
+    """The node layer imports `fashionchameleon` itself, never one of its internal modules."""
+    bad = []
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fashionchameleon."):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+    assert not bad, "\n".join(bad)

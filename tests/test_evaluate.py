@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from fashionchameleon.embedded import EmbeddedModel
-from fashionchameleon.media import save_png
-from fashionchameleon.metrics.evaluate import (BARS, EvalConfig, build_cases, garment_retrieval, guess_kind,
+from fashionchameleon.runtime.embedded import EmbeddedModel
+from fashionchameleon.runtime.files.media import save_png
+from fashionchameleon.lab.metrics.evaluate import (BARS, EvalConfig, build_cases, garment_retrieval, guess_kind,
                                                load_garments, run_eval, switch_metrics, tryoff_retrieval)
-from fashionchameleon.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
+from fashionchameleon.lab.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
                                                  Switch, TeacherGenerator, plan_of, render_frames)
-from fashionchameleon.metrics.report import markdown_table, read_json, write_report
-from fashionchameleon.synthetic import (TEXTURE_FAMILIES, WorldConfig, flat_lay, make_sample, outfit_flat_lay,
+from fashionchameleon.lab.metrics.report import markdown_table, read_json, write_report
+from fashionchameleon.lab.synthetic import (TEXTURE_FAMILIES, WorldConfig, flat_lay, make_sample, outfit_flat_lay,
                                         sample_garment)
 
 # 64 px, 24-frame clips in chunks of 6: switch at frame 12, windows [12, 18) and [18, 24)
@@ -176,7 +176,7 @@ def test_the_teacher_samples_on_its_own_shift_not_the_students(micro_embedded, m
     the shift-5 table and samples on it unless asked otherwise."""
     import dataclasses
 
-    from fashionchameleon import sampler
+    from fashionchameleon.runtime.stream import sampler
 
     monkeypatch.setattr(micro_embedded, "stream_config", dataclasses.replace(micro_embedded.stream_config, shift=1.35))
     used = []

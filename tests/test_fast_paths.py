@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.fused import gated_add, modulate
-from fashionchameleon.model import RMSNorm
+from fashionchameleon.runtime.dit.fused import gated_add, modulate
+from fashionchameleon.runtime.dit.model import RMSNorm
 
 
 def _g() -> torch.Generator:
@@ -39,7 +39,7 @@ def test_rms_norm_matches_the_formula(dtype):
 
 
 def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_changes():
-    from fashionchameleon.model import Attention
+    from fashionchameleon.runtime.dit.model import Attention
 
     torch.manual_seed(0)
     attn = Attention(16, num_heads=2, qk_norm=True, eps=1e-6)
@@ -57,7 +57,7 @@ def test_fused_qkv_at_inference_equals_three_projections_and_follows_weight_chan
 
 
 def test_fused_qkv_of_inference_tensors_is_never_stale():
-    from fashionchameleon.model import Attention
+    from fashionchameleon.runtime.dit.model import Attention
 
     with torch.inference_mode():  # weights made here have no version counter to watch
         torch.manual_seed(0)
@@ -77,7 +77,7 @@ def _ffn() -> torch.nn.Sequential:
 
 @pytest.mark.parametrize("route", ["auto", "onednn", "plain", "sigmoid"])
 def test_fused_feed_forward_at_inference_equals_the_modules(route, monkeypatch):
-    from fashionchameleon.fused import FFN_ROUTE_ENV, _onednn_linear, feed_forward, ffn_route
+    from fashionchameleon.runtime.dit.fused import FFN_ROUTE_ENV, _onednn_linear, feed_forward, ffn_route
 
     monkeypatch.setenv(FFN_ROUTE_ENV, route)
     ffn = _ffn()
@@ -94,7 +94,7 @@ def test_fused_feed_forward_at_inference_equals_the_modules(route, monkeypatch):
 
 
 def test_gelu_sigmoid_form_is_the_tanh_gelu_in_place():
-    from fashionchameleon.fused import gelu_tanh_
+    from fashionchameleon.runtime.dit.fused import gelu_tanh_
 
     x = torch.cat([torch.linspace(-30, 30, 6001), torch.randn(4096) * 3])
     ref = torch.nn.functional.gelu(x.double(), approximate="tanh")
@@ -106,7 +106,7 @@ def test_gelu_sigmoid_form_is_the_tanh_gelu_in_place():
 
 
 def test_ffn_route_keeps_the_measured_faster_route_per_shape(monkeypatch):
-    from fashionchameleon import fused
+    from fashionchameleon.runtime.dit import fused
 
     monkeypatch.delenv(fused.FFN_ROUTE_ENV, raising=False)
     monkeypatch.setattr(fused, "_chosen", {})
@@ -137,7 +137,7 @@ def test_ffn_route_keeps_the_measured_faster_route_per_shape(monkeypatch):
 
 
 def test_ffn_route_rejects_an_unknown_setting(monkeypatch):
-    from fashionchameleon import fused
+    from fashionchameleon.runtime.dit import fused
 
     monkeypatch.setenv(fused.FFN_ROUTE_ENV, "fastest")
     with pytest.raises(ValueError, match="FASHIONCHAMELEON_FFN='fastest': use auto, plain, sigmoid, onednn"):
@@ -146,8 +146,8 @@ def test_ffn_route_rejects_an_unknown_setting(monkeypatch):
 
 @pytest.mark.parametrize("frames", [1, 3])
 def test_modulated_norm_matches_norm_then_modulate(frames):
-    from fashionchameleon.fused import modulated_norm
-    from fashionchameleon.model import LayerNorm
+    from fashionchameleon.runtime.dit.fused import modulated_norm
+    from fashionchameleon.runtime.dit.model import LayerNorm
 
     g = _g()
     norm = LayerNorm(16, eps=1e-6, elementwise_affine=False)
@@ -158,8 +158,8 @@ def test_modulated_norm_matches_norm_then_modulate(frames):
 
 
 def test_a_chunk_with_one_timestep_gets_one_embedding_and_the_same_output():
-    from fashionchameleon.config import preset
-    from fashionchameleon.model import WanDiT
+    from fashionchameleon.runtime.config import preset
+    from fashionchameleon.runtime.dit.model import WanDiT
 
     torch.manual_seed(0)
     cfg = preset("tiny").replace(dim=32, ffn_dim=64, num_heads=2, num_layers=2, text_dim=16, text_len=4, freq_dim=32)
@@ -181,8 +181,8 @@ def test_a_chunk_with_one_timestep_gets_one_embedding_and_the_same_output():
 def test_every_block_gets_a_contiguous_residual_stream():
     """The patch embedding's tokens are a permuted view; left so, every block's elementwise ops keep the
     permuted layout and each LayerNorm copies its input first (three copies a block, ~4 % of a chunk)."""
-    from fashionchameleon.config import preset
-    from fashionchameleon.model import WanDiT
+    from fashionchameleon.runtime.config import preset
+    from fashionchameleon.runtime.dit.model import WanDiT
 
     torch.manual_seed(0)
     cfg = preset("tiny").replace(dim=32, ffn_dim=64, num_heads=2, num_layers=3, text_dim=16, text_len=4, freq_dim=32)

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 import pytest
 import torch
 
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.stream import StreamSession
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.stream.session import StreamSession
 from node_harness import PER_CHUNK, SIZE, img, run, same, stream_state
 
 FULL = "full (refresh + withdraw + disentangle)"
@@ -203,7 +203,7 @@ def test_out_of_memory_in_try_off_and_loading_is_reported_with_their_settings(ho
     def load_embedded(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 10.00 GiB")
 
-    monkeypatch.setattr(host.E.embedded, "load_embedded", load_embedded)
+    monkeypatch.setattr(host.E.fc, "load_embedded", load_embedded)
     with pytest.raises(torch.OutOfMemoryError) as excinfo:
         run(host.load.LoadTeacher, model="embedded (bundled)", dtype="fp32", device="cpu")
     message = str(excinfo.value)

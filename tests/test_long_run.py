@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.stream import StreamSession
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.stream.session import StreamSession
 from node_harness import PER_CHUNK, ROOT, SIZE
 
 sys.path.insert(0, str(ROOT / "tools"))

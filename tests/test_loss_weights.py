@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import torch
 
-from fashionchameleon.train.batch import LatentBatch
-from fashionchameleon.train.data import latent_cover
-from fashionchameleon.train.dit_stage import cell_weights, weighted_mean
+from fashionchameleon.lab.train.batch import LatentBatch
+from fashionchameleon.lab.train.data import latent_cover
+from fashionchameleon.lab.train.dit_stage import cell_weights, weighted_mean
 
 
 def _codec(causal: bool):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from fashionchameleon import media
-from fashionchameleon.data import (ManifestConfig, ManifestDataset, ManifestError, caption_order, parse_prompt,
+from fashionchameleon.runtime.files import media
+from fashionchameleon.lab.data import (ManifestConfig, ManifestDataset, ManifestError, caption_order, parse_prompt,
                                    stack_samples)
-from fashionchameleon.media import (MediaError, MissingDependency, fit_pad_white, from_uint8, load_image,
+from fashionchameleon.runtime.files.media import (MediaError, MissingDependency, fit_pad_white, from_uint8, load_image,
                                     read_video, render_contact_sheet, resize_cover_crop, save_contact_sheet,
                                     save_png, save_video, to_uint8)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from fashionchameleon.metrics.descriptors import describe, foreground_mask, head_mask
-from fashionchameleon.metrics.motion import motion_amplitude, switch_continuity
-from fashionchameleon.metrics.retrieval import retrieval_hit, retrieve
+from fashionchameleon.lab.metrics.descriptors import describe, foreground_mask, head_mask
+from fashionchameleon.lab.metrics.motion import motion_amplitude, switch_continuity
+from fashionchameleon.lab.metrics.retrieval import retrieval_hit, retrieve
 
 H = W = 32
 BG = torch.full((3, H, W), -0.6)

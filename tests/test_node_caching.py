@@ -205,7 +205,7 @@ CALLS = ("load-embedded", "sample", "start-one-garment", "start-two-garments", "
 
 @pytest.mark.parametrize("call", CALLS)
 def test_no_node_changes_its_inputs(host, model, inputs, call, monkeypatch):
-    monkeypatch.setattr(host.E.embedded, "WEIGHTS_DIR", inputs.weights)
+    monkeypatch.setattr(host.E.fc, "WEIGHTS_DIR", inputs.weights)
     node, args = _calls(host, model, inputs)[call]
     files = {p: p.read_bytes() for p in sorted(inputs.weights.iterdir())}
     before = deep_copy(args)

@@ -132,7 +132,7 @@ def weights(host, tmp_path, monkeypatch):
     save(tmp_path / "text.safetensors", text.state_dict(), "text", text.config)
     student = _randomize(E.model.WanDiT(cfg), 0)
     save(tmp_path / "student.safetensors", student.state_dict(), "student", cfg)
-    monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(E.fc, "WEIGHTS_DIR", tmp_path)
     return SimpleNamespace(dir=tmp_path, cfg=cfg, student=student, save=save)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.embedded import trained_stream_config
-from fashionchameleon.phase_norm import patch_phase_norm
-from fashionchameleon.stream import StreamSession
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.embedded import trained_stream_config
+from fashionchameleon.runtime.stream.phase_norm import patch_phase_norm
+from fashionchameleon.runtime.stream.session import StreamSession
 
 from test_stream import _images
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.bench.standins import StandInCodec, VaeFactors
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.embedded import EmbeddedModel, trained_stream_config
-from fashionchameleon.reproject import codec_round_trip
-from fashionchameleon.stream import StreamInputError, StreamSession
+from fashionchameleon.lab.bench.standins import StandInCodec, VaeFactors
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.embedded import EmbeddedModel, trained_stream_config
+from fashionchameleon.runtime.stream.reproject import codec_round_trip
+from fashionchameleon.runtime.stream.session import StreamInputError, StreamSession
 
 from test_stream import _images
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from fashionchameleon.cache import CacheAttention, CacheLayout, KVCache
-from fashionchameleon.rescheduling import (SwitchPolicy, apply_switch, disentangle_reference, rebuild_reference,
+from fashionchameleon.runtime.stream.cache import CacheAttention, CacheLayout, KVCache
+from fashionchameleon.runtime.stream.rescheduling import (SwitchPolicy, apply_switch, disentangle_reference, rebuild_reference,
                                            refresh_garment, withdraw_history)
-from fashionchameleon.sampler import condition_pass
+from fashionchameleon.runtime.stream.sampler import condition_pass
 
 C, HW = 4, (4, 4)  # latents of the micro codec: 16x16 px images
 

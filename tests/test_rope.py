@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.rope import apply_rope, rope_cos_sin, shift_temporal
+from fashionchameleon.runtime.dit.rope import apply_rope, rope_cos_sin, shift_temporal
 
 
 def _by_hand(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

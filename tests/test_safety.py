@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from conftest import MICRO, randomize
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.model import WanDiT
-from fashionchameleon.stream import StreamSession
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.dit.model import WanDiT
+from fashionchameleon.runtime.stream.session import StreamSession
 from node_harness import PER_CHUNK, ROOT, SIZE, img, micro_parts, run
 
 # fully qualified callables that unpickle (or run code from) a file; `torch.load` is allowed in ALLOWED only
@@ -33,7 +33,7 @@ UNPICKLERS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "_pickle.load",
               "dill.loads", "cloudpickle.load", "cloudpickle.loads", "joblib.load", "marshal.load", "marshal.loads",
               "shelve.open", "torch.jit.load", "torch.package.PackageImporter", "yaml.load", "yaml.unsafe_load",
               "pandas.read_pickle", "torch.load"}
-ALLOWED = {("fashionchameleon/checkpoint.py", "torch.load")}  # load_official_generator: weights_only=True only
+ALLOWED = {("fashionchameleon/runtime/files/checkpoint.py", "torch.load")}  # load_official_generator: weights_only=True only
 
 
 # ----------------------------------------------------------------------------------- only safetensors
@@ -224,7 +224,7 @@ def test_every_node_runs_offline_and_writes_nothing(host, model, offline, no_wri
                                       ("student", model.student, "student", cfg),
                                       ("tryoff", model.tryoff, "tryoff", cfg)):
         E.checkpoint.save_checkpoint(weights / f"{name}.safetensors", part.state_dict(), stage, config)
-    monkeypatch.setattr(E.embedded, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(E.fc, "WEIGHTS_DIR", weights)
     watched = (cwd, temp, host.models, weights)
     before = _listing(*watched)
     writes.clear()

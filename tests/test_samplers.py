@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from fashionchameleon.cache import CacheLayout, KVCache
-from fashionchameleon.model import TextKV
-from fashionchameleon.sampler import denoise_chunk, sample_teacher
-from fashionchameleon.schedule import FlowMatchSchedule
+from fashionchameleon.runtime.stream.cache import CacheLayout, KVCache
+from fashionchameleon.runtime.dit.model import TextKV
+from fashionchameleon.runtime.stream.sampler import denoise_chunk, sample_teacher
+from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule
 
 
 class Oracle(torch.nn.Module):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from fashionchameleon.attention import bidirectional_mask, block_causal_mask, expand_mask, teacher_forcing_mask
-from fashionchameleon.schedule import FlowMatchSchedule
+from fashionchameleon.runtime.dit.attention import bidirectional_mask, block_causal_mask, expand_mask, teacher_forcing_mask
+from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule
 
 
 def test_four_step_list_warps_onto_the_shift5_table():

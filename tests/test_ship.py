@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fashionchameleon.__main__ import main as cli
-from fashionchameleon.checkpoint import CheckpointError, build_dit, load_checkpoint, save_checkpoint
-from fashionchameleon.ship import ship
+from fashionchameleon.runtime.files.checkpoint import CheckpointError, build_dit, load_checkpoint, save_checkpoint
+from fashionchameleon.lab.ship import ship
 
 from conftest import MICRO
 
@@ -52,8 +52,8 @@ def test_ship_command(tmp_path, micro_model, capsys):
 
 
 def test_a_student_streams_with_the_context_it_was_trained_on(tmp_path, micro_model, monkeypatch):
-    from fashionchameleon import embedded
-    from fashionchameleon.config import TRAINED_STREAM_KEY, StreamConfig
+    from fashionchameleon.runtime import embedded
+    from fashionchameleon.runtime.config import TRAINED_STREAM_KEY, StreamConfig
 
     trained = StreamConfig.trained(3, 4)
     assert (trained.sink_frames, trained.window_frames) == (3, 9)  # the 4th chunk of a rollout saw 12 frames

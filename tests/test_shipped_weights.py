@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.embedded import PARTS, WEIGHTS_DIR, load_codec, load_embedded
-from fashionchameleon.synthetic import WorldConfig, make_sample
+from fashionchameleon.runtime.embedded import PARTS, WEIGHTS_DIR, load_codec, load_embedded
+from fashionchameleon.lab.synthetic import WorldConfig, make_sample
 
 
 def test_shipped_codec_reconstructs_held_out_clips():
@@ -41,16 +41,16 @@ GARMENT_BAR = 0.90
 
 @pytest.fixture(scope="module")
 def student_garment_retrieval() -> float:
-    from fashionchameleon.embedded import load_embedded
-    from fashionchameleon.metrics.evaluate import EvalConfig, build_cases, garment_retrieval
-    from fashionchameleon.metrics.generators import StudentGenerator
+    from fashionchameleon.runtime.embedded import load_embedded
+    from fashionchameleon.lab.metrics.evaluate import EvalConfig, build_cases, garment_retrieval
+    from fashionchameleon.lab.metrics.generators import StudentGenerator
 
     cfg = EvalConfig.quick(samples=6)  # quick: every 2nd frame judged
     return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), build_cases(cfg), cfg)["garment"]
 
 
 def test_shipped_dits_load_with_their_stages_and_fit_the_budget():
-    from fashionchameleon.checkpoint import load_checkpoint
+    from fashionchameleon.runtime.files.checkpoint import load_checkpoint
 
     for part in ("student", "teacher", "tryoff", "text"):
         ckpt = load_checkpoint(WEIGHTS_DIR / PARTS[part], part)

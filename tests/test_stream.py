@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.config import StreamConfig
-from fashionchameleon.rescheduling import SwitchPolicy
-from fashionchameleon.stream import Cancelled, StreamInputError, StreamSession, chunk_seed
+from fashionchameleon.runtime.config import StreamConfig
+from fashionchameleon.runtime.stream.rescheduling import SwitchPolicy
+from fashionchameleon.runtime.stream.session import Cancelled, StreamInputError, StreamSession, chunk_seed
 
 SIZE = 16  # micro codec: 4x spatial, 2x temporal -> 4x4 latents, 6 pixel frames per 3-frame chunk
 CFG = StreamConfig(sink_frames=3, window_frames=6)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashionchameleon.attention import block_causal_mask
-from fashionchameleon.cache import CacheAttention, CacheLayout, KVCache
-from fashionchameleon.model import FullSequence
-from fashionchameleon.sampler import condition_pass
+from fashionchameleon.runtime.dit.attention import block_causal_mask
+from fashionchameleon.runtime.stream.cache import CacheAttention, CacheLayout, KVCache
+from fashionchameleon.runtime.dit.model import FullSequence
+from fashionchameleon.runtime.stream.sampler import condition_pass
 
 C, HW, CHUNK = 4, (4, 4), 3  # micro latents: 4 channels, 4x4 -> 4 tokens per frame with patch 2
 
@@ -80,7 +80,7 @@ def test_rolling_positions_equal_absolute_until_the_window_is_full(micro_model):
 
 def test_teacher_forcing_noisy_half_equals_streaming_on_clean_history(micro_model):
     """In-context teacher forcing trains exactly what streaming runs: noisy chunk j given clean chunks < j."""
-    from fashionchameleon.attention import teacher_forcing_mask
+    from fashionchameleon.runtime.dit.attention import teacher_forcing_mask
 
     g = torch.Generator().manual_seed(11)
     n_cond, chunks = 2, 3

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from fashionchameleon.synthetic import (HELD_OUT_FAMILY, LOWER_SHAPES, MOTIONS, SPLITS, TEXTURE_FAMILIES,
+from fashionchameleon.lab.synthetic import (HELD_OUT_FAMILY, LOWER_SHAPES, MOTIONS, SPLITS, TEXTURE_FAMILIES,
                                         TRAIN_FAMILIES, UPPER_SHAPES, Checks, Garment, Logo, Solid, Stripes,
                                         WorldConfig, flat_lay, garment_from_image, make_sample, motion_prompt,
                                         outfit_flat_lay, outfit_from_image, plan_sample, pose_clip, render_background, render_clip,
                                         render_pose, render_texture, render_with, sample_garment, sample_motion,
                                         sample_person, split_of)
-from fashionchameleon.synthetic.motion import J, MotionParams
-from fashionchameleon.synthetic.world import render_plan
-from fashionchameleon.text import MOTION_VOCAB
+from fashionchameleon.lab.synthetic.motion import J, MotionParams
+from fashionchameleon.lab.synthetic.world import render_plan
+from fashionchameleon.runtime.encoders.text import MOTION_VOCAB
 
 SMALL = WorldConfig(size=64, frames=8)
 WHITE = torch.ones(3, 64, 64)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from fashionchameleon.__main__ import main
-from fashionchameleon.checkpoint import load_checkpoint
-from fashionchameleon.embedded import trained_stream_config
-from fashionchameleon.train.data import ClipBatches, DataConfig, clip_batches
-from fashionchameleon.train.dmd_stage import DMDStageConfig
+from fashionchameleon.runtime.files.checkpoint import load_checkpoint
+from fashionchameleon.runtime.embedded import trained_stream_config
+from fashionchameleon.lab.train.data import ClipBatches, DataConfig, clip_batches
+from fashionchameleon.lab.train.dmd_stage import DMDStageConfig
 
 MICRO_MODEL = {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "in_dim": 4, "out_dim": 4,
                "text_dim": 16, "text_len": 4, "freq_dim": 32}
@@ -89,9 +89,9 @@ def test_world_batches_are_deterministic_and_rank_disjoint():
 
 
 def test_manifest_source_feeds_the_same_batches(tmp_path):
-    from fashionchameleon.codec import TinyCodec, TinyCodecConfig
-    from fashionchameleon.media import save_png
-    from fashionchameleon.synthetic import WorldConfig, make_sample
+    from fashionchameleon.runtime.encoders.codec import TinyCodec, TinyCodecConfig
+    from fashionchameleon.runtime.files.media import save_png
+    from fashionchameleon.lab.synthetic import WorldConfig, make_sample
 
     rows = ["video,prompt,width,height"]
     for i in range(2):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from fashionchameleon.checkpoint import load_checkpoint
-from fashionchameleon.train.codec_stage import CodecStage, CodecStageConfig
-from fashionchameleon.train.ema import EMA
-from fashionchameleon.train.runner import RunConfig, export_snapshot, lr_factor, read_log, run_stage
-from fashionchameleon.train.state import OPTIMIZER_RESET, compact_state, load_state, save_state
+from fashionchameleon.runtime.files.checkpoint import load_checkpoint
+from fashionchameleon.lab.train.codec_stage import CodecStage, CodecStageConfig
+from fashionchameleon.lab.train.ema import EMA
+from fashionchameleon.lab.train.runner import RunConfig, export_snapshot, lr_factor, read_log, run_stage
+from fashionchameleon.lab.train.state import OPTIMIZER_RESET, compact_state, load_state, save_state
 
 MICRO_CODEC = {"latent_channels": 4, "spatial_factor": 4, "temporal_factor": 2, "widths": [8, 16]}
 

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from fashionchameleon.checkpoint import load_checkpoint
-from fashionchameleon.schedule import training_weight
-from fashionchameleon.seeding import generator_for
-from fashionchameleon.train.batch import LatentBatch
-from fashionchameleon.train.dit_stage import DiffusionStageConfig
-from fashionchameleon.train.ema import EMA
-from fashionchameleon.train.forcing_stage import ForcingStage
-from fashionchameleon.train.runner import RunConfig, run_stage
-from fashionchameleon.train.state import compact_state
-from fashionchameleon.train.teacher_stage import TeacherStage
+from fashionchameleon.runtime.files.checkpoint import load_checkpoint
+from fashionchameleon.runtime.stream.schedule import training_weight
+from fashionchameleon.runtime.stream.seeding import generator_for
+from fashionchameleon.lab.train.batch import LatentBatch
+from fashionchameleon.lab.train.dit_stage import DiffusionStageConfig
+from fashionchameleon.lab.train.ema import EMA
+from fashionchameleon.lab.train.forcing_stage import ForcingStage
+from fashionchameleon.lab.train.runner import RunConfig, run_stage
+from fashionchameleon.lab.train.state import compact_state
+from fashionchameleon.lab.train.teacher_stage import TeacherStage
 
 MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
              freq_dim=32)
@@ -90,9 +90,9 @@ def test_timestep_weight_choice_bell_or_uniform():
 
 
 def test_tryoff_stage_loss_falls_and_sampler_runs(tmp_path):
-    from fashionchameleon.codec import TinyCodec, TinyCodecConfig
-    from fashionchameleon.train.tryoff_stage import CanvasBatch, TryOffStage
-    from fashionchameleon.tryoff import canvas_positions, try_off
+    from fashionchameleon.runtime.encoders.codec import TinyCodec, TinyCodecConfig
+    from fashionchameleon.lab.train.tryoff_stage import CanvasBatch, TryOffStage
+    from fashionchameleon.runtime.tryoff import canvas_positions, try_off
 
     g = torch.Generator().manual_seed(0)
     person, garment, ref = (torch.randn(2, 4, 1, 4, 4, generator=g) for _ in range(3))

@@ -4,7 +4,7 @@
     python tools/long_run.py --random-weights --frames 1000   # smoke run: random DiT (and codec/text if absent)
     python tools/long_run.py --json outputs/long_run.json     # also write the numbers as JSON
 
-The bundled sample person (fashionchameleon/samples.py) starts in outfit 1 and switches to
+The bundled sample person (fashionchameleon/lab/samples.py) starts in outfit 1 and switches to
 outfit 2, back to 1, to 2, ... every `--switch-every` frames (both garment slots, the full
 rescheduling policy). Every chunk is checked: no NaN/inf pixel, the KV cache keeps its storage
 (same pointers, same bytes) and temporal positions stay within the cache (rolling RoPE). A
@@ -36,15 +36,15 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from fashionchameleon.bench.measure import rss_bytes  # noqa: E402
-from fashionchameleon.bench.setup import random_dit  # noqa: E402
-from fashionchameleon.codec import TinyCodec, TinyCodecConfig  # noqa: E402
-from fashionchameleon.config import preset  # noqa: E402
-from fashionchameleon.embedded import PARTS, WEIGHTS_DIR, EmbeddedModel, load_codec, load_embedded, load_text  # noqa
-from fashionchameleon.metrics.retrieval import render_retrieval  # noqa: E402
-from fashionchameleon.samples import load_sample_inputs, worn_outfit_renders  # noqa: E402
-from fashionchameleon.stream import StreamSession  # noqa: E402
-from fashionchameleon.text import TinyPromptEncoder, TinyTextConfig  # noqa: E402
+from fashionchameleon.lab.bench.measure import rss_bytes  # noqa: E402
+from fashionchameleon.lab.bench.setup import random_dit  # noqa: E402
+from fashionchameleon.runtime.encoders.codec import TinyCodec, TinyCodecConfig  # noqa: E402
+from fashionchameleon.runtime.config import preset  # noqa: E402
+from fashionchameleon.runtime.embedded import PARTS, WEIGHTS_DIR, EmbeddedModel, load_codec, load_embedded, load_text  # noqa
+from fashionchameleon.lab.metrics.retrieval import render_retrieval  # noqa: E402
+from fashionchameleon.lab.samples import load_sample_inputs, worn_outfit_renders  # noqa: E402
+from fashionchameleon.runtime.stream.session import StreamSession  # noqa: E402
+from fashionchameleon.runtime.encoders.text import TinyPromptEncoder, TinyTextConfig  # noqa: E402
 
 __all__ = ["LongRunConfig", "Row", "LongRunResult", "load_model", "schedule_alternating", "run_long",
            "tail_retrieval", "main"]

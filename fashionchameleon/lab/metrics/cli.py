@@ -1,0 +1,108 @@
+"""`python -m fashionchameleon eval`: the evaluation of the embedded model, as a table against the bars.
+
+    python -m fashionchameleon eval                     # held-out test split, default config (< 15 min, 2 cores)
+    python -m fashionchameleon eval --quick             # smoke test (< 2 min)
+    python -m fashionchameleon eval --garments DIR      # your flat-lay images on held-out people
+    python -m fashionchameleon eval --oracle            # + ground-truth rows (the metric's ceiling)
+
+Prints the markdown table and writes `eval.json` and `eval.md` into `--out` (default outputs/eval).
+Without trained weights it says so, and with `--oracle` still runs the oracle rows.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from ...runtime.cpu_memory import keep_freed_memory
+from .evaluate import SECTIONS, EvalConfig, load_garments, run_eval
+from .report import markdown_table, write_report
+
+__all__ = ["add_parser", "main", "load_model"]
+
+log = logging.getLogger(__name__)
+GARMENT_SECTIONS = ("garment", "identity", "switch", "teacher", "tryoff")  # --garments default: no drift/ablation
+
+
+def load_model(weights: str | Path, device: str = "cpu"):
+    """(EmbeddedModel or None, notes): what the weights folder holds, and what is missing, in words."""
+    from ...runtime.embedded import PARTS, load_embedded
+
+    root = Path(weights)
+    try:
+        model = load_embedded(root, device)
+    except FileNotFoundError as e:
+        return None, [f"No trained weights: {e} (or point --weights at a folder that has them)."]
+    notes = [f"{PARTS[p]} is not in {root}: its rows are skipped." for p in ("student", "teacher", "tryoff")
+             if getattr(model, p) is None]
+    if model.student is None and model.teacher is None and model.tryoff is None:
+        notes.append(f"{root} holds only the codec and the prompt encoder: there is no trained generator to evaluate.")
+    return model, notes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate the embedded model on held-out people (retrieval metrics vs the bars)")
+    p.add_argument("--weights", help="folder of the embedded model's safetensors (default: the package's weights/)")
+    p.add_argument("--samples", type=int, help="held-out samples (default 24; 4 with --quick)")
+    p.add_argument("--quick", action="store_true", help="a smoke test: few samples, a short long stream")
+    p.add_argument("--garments", metavar="DIR", help="evaluate flat-lay image files in DIR on held-out people")
+    p.add_argument("--kind", choices=("upper", "lower"), help="kind of every garment in --garments (default: guessed)")
+    p.add_argument("--out", default="outputs/eval", help="where eval.json and eval.md go (default outputs/eval)")
+    p.add_argument("--oracle", action="store_true", help="also run the ground truth through the metrics (ceiling)")
+    p.add_argument("--size", type=int, help="frame size in pixels (default 128)")
+    p.add_argument("--frames", type=int, help="frames per clip (default 48)")
+    p.add_argument("--candidates", type=int, help="K, candidates per retrieval (default 8)")
+    p.add_argument("--long-frames", type=int, help="length of the drift stream (default 1000)")
+    p.add_argument("--seed", type=int, help="seed of the candidate draws and the generators (default 0)")
+    p.add_argument("--sections", nargs="+", choices=SECTIONS, help=f"what to run (default: all of {list(SECTIONS)})")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster when another job shares the CPU)")
+    p.set_defaults(fn=main)
+
+
+def _config(args: argparse.Namespace) -> EvalConfig:
+    changes = {key: getattr(args, name) for name, key in (
+        ("samples", "samples"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
+        ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections")) if getattr(args, name) is not None}
+    if args.garments and "sections" not in changes:
+        changes["sections"] = GARMENT_SECTIONS
+    if "long_frames" in changes:  # keep the drift windows inside a shorter stream
+        base = EvalConfig.quick() if args.quick else EvalConfig()
+        changes.setdefault("long_window", min(base.long_window, changes["long_frames"] // 2))
+    return EvalConfig.quick(**changes) if args.quick else EvalConfig(**changes)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ...runtime.embedded import WEIGHTS_DIR
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cpu":
+        keep_freed_memory()  # teacher and student passes reuse heap blocks (see cpu_memory)
+    cfg = _config(args)
+    weights = Path(args.weights) if args.weights else WEIGHTS_DIR
+    model, notes = load_model(weights, device)
+    for note in notes:
+        print(note)
+    has_rows = model is not None and any(getattr(model, p) is not None for p in ("student", "teacher", "tryoff"))
+    if not has_rows and not args.oracle:
+        print("Nothing to evaluate. Run with --oracle to check the metrics on ground truth (the ceiling rows).")
+        return 1
+    if not has_rows:
+        notes.append("Only the oracle (ground truth) rows were run.")
+        model = None
+    garments = None
+    if args.garments:
+        garments = load_garments(args.garments, args.kind)
+        print("garments: " + ", ".join(f"{name} ({g.kind} {g.shape})" for name, g in garments))
+    result = run_eval(model, cfg, oracle=args.oracle, garments=garments, progress=log.info)
+    result["notes"] = notes
+    print()
+    print(markdown_table(result))
+    json_path, md_path = write_report(result, args.out)
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0

@@ -1,0 +1,270 @@
+"""What the evaluation runs: clip generators (student, teacher, the world's own render) and try-off extractors.
+
+A `ClipGenerator` turns one evaluation sample into a video, optionally with garment switches:
+
+    clip = generator.generate(sample, frames, switches, seed)     # [T, 3, H, W] in [-1, 1]
+
+where `switches` is a list of `(frame, slot, garment_image [3, H, W] in [-1, 1])` (a `Switch`, or
+any 3-tuple). Adapters:
+  - `StudentGenerator(model, policy)`: the causal student streaming chunk by chunk (`StreamSession`);
+  - `TeacherGenerator(model, steps, cfg)`: the bidirectional teacher over the whole clip (no switches);
+  - `OracleGenerator(world)`: the world's ground-truth render, switches rendered as segments of the
+    same motion timeline. It scores ~1.0 through every metric: the metric's own ceiling.
+
+A `TryOffExtractor` turns a frame of the sample into the flat garment of one slot:
+`ModelTryOff(model)` (the try-off DiT) and `OracleTryOff()` (the true flat-lay).
+
+Nothing here imports ComfyUI; the procedural world is imported because evaluation is defined on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ...runtime.stream.rescheduling import SwitchPolicy
+from ...runtime.stream.schedule import FlowMatchSchedule
+from ..synthetic import (Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image,
+                         plan_sample, render_clip)
+from ..synthetic.background import render_background
+
+__all__ = ["Switch", "as_switch", "EvalSample", "ClipGenerator", "TryOffExtractor", "StudentGenerator",
+           "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
+           "switch_garments", "plan_of", "covering_frames"]
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A garment switch at pixel frame `frame` (a chunk boundary for the student).
+
+    Unpacks as `(frame, slot, image)`; `garments` ({kind: Garment}) is the ground truth the world
+    renders after the switch — only the oracle reads it (without it, it is rebuilt from the image).
+    """
+
+    frame: int
+    slot: str  # "full", "upper" or "lower"
+    image: Tensor  # flat-lay [3, H, W] in [-1, 1]
+    garments: Mapping[str, Garment] | None = field(default=None, compare=False)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.frame, self.slot, self.image))
+
+
+def as_switch(item: Switch | Sequence) -> Switch:
+    """A `Switch` from a `Switch` or a `(frame, slot, image[, garments])` tuple."""
+    return item if isinstance(item, Switch) else Switch(*item)
+
+
+@dataclass
+class EvalSample(Sample):
+    """A world `Sample` that also carries its plan and world config (what the oracle re-renders)."""
+
+    plan: SamplePlan | None = None
+    world: WorldConfig | None = None
+
+    @classmethod
+    def of(cls, sample: Sample, plan: SamplePlan, world: WorldConfig) -> "EvalSample":
+        fields = {f.name: getattr(sample, f.name) for f in dataclasses.fields(Sample)}
+        return cls(**fields, plan=plan, world=world)
+
+
+@runtime_checkable
+class ClipGenerator(Protocol):
+    """Anything that makes an evaluation clip. Optional attributes the evaluation reads:
+    `supports_switches` (default True), `chunk_frames` (pixel frames per chunk, or None)."""
+
+    def generate(self, sample: Sample, frames: int, switches: Sequence, seed: int) -> Tensor:
+        """`[frames, 3, H, W]` in [-1, 1]."""
+        ...
+
+
+@runtime_checkable
+class TryOffExtractor(Protocol):
+    def extract(self, sample: Sample, frame: int, slot: str, seed: int) -> Tensor:
+        """The flat garment of `slot` worn in `sample.video[frame]`: `[3, H, W]` in [-1, 1]."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- world helpers
+def plan_of(sample: Sample, world: WorldConfig | None = None) -> tuple[SamplePlan, WorldConfig]:
+    """The plan and world config a sample was rendered from (re-planned from its seed if not attached)."""
+    plan, own = getattr(sample, "plan", None), getattr(sample, "world", None)
+    world = own or world or WorldConfig(size=sample.video.shape[-1], frames=sample.video.shape[0],
+                                         slots=sample.meta.get("slots", "random"))
+    if plan is None:
+        plan = plan_sample(int(sample.meta["seed"]), world)
+    return plan, world
+
+
+def render_frames(plan: SamplePlan, world: WorldConfig, start: int, count: int,
+                  garments: Mapping[str, Garment] | None = None, person=None) -> Tensor:
+    """Pixel frames `start .. start + count - 1` of the plan's motion, `[count, 3, S, S]` in [-1, 1].
+
+    `garments` (kinds not given stay as planned) and `person` re-dress or replace the person while
+    the motion timeline, staging and background stay those of the plan.
+    """
+    plate = render_background(plan.background, world.size)
+    dressed = {**plan.garments, **(garments or {})}
+    clip = render_clip(person or plan.person, dressed, plan.motion, plate, count, fps=world.fps, start=start)
+    return clip.video.mul_(2.0).sub_(1.0)
+
+
+def switch_garments(switch: Switch) -> dict[str, Garment]:
+    """The garments a switch puts on ({kind: Garment}); rebuilt from the flat-lay if not given."""
+    if switch.garments is not None:
+        return dict(switch.garments)
+    image = ((switch.image.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+    if switch.slot == "full":
+        upper, lower = outfit_from_image(image)
+        return {"upper": upper, "lower": lower}
+    return {switch.slot: garment_from_image(image, switch.slot)}
+
+
+def _switches(switches: Iterable) -> list[Switch]:
+    return sorted((as_switch(s) for s in switches), key=lambda s: s.frame)
+
+
+def covering_frames(codec, frames: int) -> int:
+    """The smallest clip length >= `frames` that the codec can hold (its latent frames cover whole groups)."""
+    for n in range(frames, frames + 2 * codec.temporal_factor + 1):
+        try:
+            codec.latent_frames(n)
+            return n
+        except ValueError:
+            continue
+    raise ValueError(f"no valid clip length near {frames} frames for this codec")
+
+
+# ---------------------------------------------------------------------------------------------- generators
+class StudentGenerator:
+    """The causal student through a `StreamSession`; switches use `policy` (the full scheme by default)."""
+
+    supports_switches = True
+
+    def __init__(self, model, policy: SwitchPolicy | None = None, config=None, dit=None, name: str = "student"):
+        self.model, self.config, self.dit, self.name = model, config, dit, name
+        self.policy = policy or SwitchPolicy.full()
+
+    @property
+    def chunk_frames(self) -> int:
+        """Pixel frames per chunk after the first (what a switch boundary is a multiple of)."""
+        stream = self.config or self.model.stream_config
+        return int(self.model.codec.pixel_frames(stream.chunk_frames, first=False))
+
+    @torch.no_grad()
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        session = self.model.session(sample.references, dict(sample.garments), sample.prompt, seed,
+                                     config=self.config, model=self.dit)
+        for s in _switches(switches):
+            session.schedule_switch(s.frame, s.slot, s.image, self.policy)
+        out = [chunk.frames[0].transpose(0, 1).float().cpu() for chunk in session.generate(frames)]
+        return torch.cat(out)[:frames].clamp(-1.0, 1.0)
+
+
+class TeacherGenerator:
+    """The bidirectional teacher (`sample_teacher`): the whole clip at once, text CFG, no switches."""
+
+    supports_switches = False
+    chunk_frames = None
+
+    # the teacher samples on the schedule it was trained on (the teacher stage's shift, the paper's 5), whatever
+    # shift the student's file streams with
+    def __init__(self, model, steps: int = 30, cfg: float = 3.0, shift: float = FlowMatchSchedule.shift,
+                 name: str = "teacher"):
+        if model.teacher is None:
+            raise FileNotFoundError("the embedded teacher is not in the weights folder (teacher.safetensors)")
+        self.model, self.steps, self.cfg, self.name = model, int(steps), float(cfg), name
+        self.shift = float(shift)
+
+    @torch.no_grad()
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        from ...runtime.stream.sampler import sample_teacher
+
+        if list(switches):
+            raise ValueError("the bidirectional teacher generates whole clips and cannot switch garments")
+        model, codec, dit = self.model, self.model.codec, self.model.teacher
+        device = dit.device
+        enc = lambda images: codec.encode_image(images.to(device, torch.float32)).float()  # noqa: E731 [N,C,1,h,w]
+        conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
+        conditions = conditions.permute(2, 1, 0, 3, 4)  # [1, C, N, h, w]: references, then slots in order
+        text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
+        n = covering_frames(codec, frames)
+        shape = (1, codec.latent_channels, codec.latent_frames(n), *conditions.shape[-2:])
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+        latents = sample_teacher(dit, conditions, text.to(device), negative.to(device), noise,
+                                 FlowMatchSchedule(shift=self.shift), self.steps, self.cfg)
+        video, _ = codec.decode(latents)
+        return video[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
+
+
+class OracleGenerator:
+    """The world's own render of the sample (and of its switches): the metric's ceiling."""
+
+    supports_switches = True
+    chunk_frames = None
+
+    def __init__(self, world: WorldConfig | None = None, name: str = "oracle"):
+        self.world, self.name = world, name
+
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        plan, world = plan_of(sample, self.world)
+        cuts = [s for s in _switches(switches) if 0 < s.frame < frames]
+        garments = dict(plan.garments)
+        for s in _switches(switches):
+            if s.frame <= 0:
+                garments.update(switch_garments(s))
+        bounds = [0] + [s.frame for s in cuts] + [frames]
+        parts = []
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if i > 0:
+                garments.update(switch_garments(cuts[i - 1]))
+            if b > a:
+                parts.append(render_frames(plan, world, a, b - a, garments))
+        return torch.cat(parts)
+
+
+class CodecOracleGenerator(OracleGenerator):
+    """The world's render passed through a codec (encode, decode): the ceiling of any model that decodes
+    with it, since whatever the codec blurs away (a face mark, a thin stripe) no generator can bring back."""
+
+    def __init__(self, codec, world: WorldConfig | None = None, name: str = "oracle through the codec"):
+        super().__init__(world, name)
+        self.codec = codec
+
+    @torch.no_grad()
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        video = super().generate(sample, frames, switches, seed)  # [T, 3, H, W]
+        whole = covering_frames(self.codec, frames)
+        video = torch.cat([video, video[-1:].expand(whole - frames, -1, -1, -1)])  # repeat the last frame
+        latents = self.codec.encode_video(video.transpose(0, 1)[None])  # [1, C, F, h, w]
+        decoded, _ = self.codec.decode(latents)
+        return decoded[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- try-off
+class ModelTryOff:
+    """The embedded try-off DiT: a dressed frame -> the flat garment of a slot."""
+
+    def __init__(self, model, steps: int = 30, name: str = "tryoff"):
+        if model.tryoff is None:
+            raise FileNotFoundError("the embedded try-off model is not in the weights folder (tryoff.safetensors)")
+        self.model, self.steps, self.name = model, int(steps), name
+
+    @torch.no_grad()
+    def extract(self, sample: Sample, frame: int, slot: str, seed: int = 0) -> Tensor:
+        from ...runtime.tryoff import try_off
+
+        out = try_off(self.model.tryoff, self.model.codec, sample.video[frame][None], slot, seed, self.steps)
+        return out[0].float().cpu()
+
+
+class OracleTryOff:
+    """The true flat-lay of the slot (what a perfect try-off returns)."""
+
+    name = "oracle"
+
+    def extract(self, sample: Sample, frame: int, slot: str, seed: int = 0) -> Tensor:
+        return sample.garments[slot].clone()

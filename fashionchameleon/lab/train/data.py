@@ -1,0 +1,156 @@
+"""Training batches from the procedural world or a user manifest, encoded with a frozen codec.
+
+Every batch is a pure function of (data config, step, rank): a resumed or restarted run sees the
+same data, and ranks of a `torchrun` job see disjoint samples. One batch shares one layout
+(number of reference views, garment slots).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ...runtime.encoders.codec import LatentCodec
+from ...runtime.config import JsonConfig
+from ...runtime.stream.seeding import generator_for, mix_seed
+from .batch import LatentBatch
+from .tryoff_stage import CanvasBatch
+
+__all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches",
+           "latent_cover"]
+
+
+@dataclass(frozen=True)
+class DataConfig(JsonConfig):
+    source: str = "world"  # "world" (procedural, on the fly) or "manifest" (a CSV of user clips)
+    size: int = 128
+    frames: int = 48  # pixel frames per clip (whole 3-latent-frame chunks for the DiT stages)
+    batch_size: int = 4
+    two_slot_prob: float = 0.5  # world: chance a batch uses upper + lower slots instead of one outfit
+    two_view_prob: float = 0.3  # chance a batch uses 2 reference views (when the clips have them)
+    manifest: str = ""  # CSV path when source == "manifest"
+    seed: int = 0
+
+
+class ClipSource(Protocol):
+    """Yields clips with `.video [T,3,H,W]`, `.references [V,3,H,W]`, `.garments {slot: [3,H,W]}`, `.prompt`."""
+
+    def samples(self, step: int, index0: int, count: int) -> Sequence: ...
+
+
+class WorldSource:
+    def __init__(self, cfg: DataConfig, split: str = "train") -> None:
+        from ..synthetic import SPLITS, WorldConfig  # the world is only imported when training on it
+
+        self.cfg, self.seeds = cfg, SPLITS[split]
+        self.world = WorldConfig(size=cfg.size, frames=cfg.frames)
+
+    def samples(self, step: int, index0: int, count: int):
+        from ..synthetic import make_sample
+
+        g = generator_for(mix_seed(self.cfg.seed, 1), step)
+        slots = "upper_lower" if bool(torch.rand((), generator=g) < self.cfg.two_slot_prob) else "full"
+        cfg = replace(self.world, slots=slots)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small renders: one thread is as fast, and robust when the cores are busy
+        try:
+            return [make_sample(self.seeds[mix_seed(self.cfg.seed, index0 + i) % len(self.seeds)], cfg)
+                    for i in range(count)]
+        finally:
+            torch.set_num_threads(threads)
+
+
+class ManifestSource:
+    def __init__(self, cfg: DataConfig) -> None:
+        from ..data import ManifestConfig, ManifestDataset
+
+        self.cfg = cfg
+        self.dataset = ManifestDataset(ManifestConfig(cfg.manifest, size=(cfg.size, cfg.size), frames=cfg.frames))
+        self.groups = list(self.dataset.layouts().values())  # rows of one garment layout each
+
+    def samples(self, step: int, index0: int, count: int):
+        g = generator_for(mix_seed(self.cfg.seed, 1), step)
+        sizes = torch.tensor([len(rows) for rows in self.groups], dtype=torch.float)
+        rows = self.groups[int(torch.multinomial(sizes, 1, generator=g))]
+        return [self.dataset[rows[mix_seed(self.cfg.seed, index0 + i) % len(rows)]] for i in range(count)]
+
+
+def _encode_images(codec: LatentCodec, images: list[torch.Tensor]) -> torch.Tensor:
+    """Images `[3, H, W]` -> standalone latents `[B, C, 1, h, w]`."""
+    return codec.encode_image(torch.stack(images)).float()
+
+
+def latent_cover(masks: torch.Tensor, codec: LatentCodec) -> torch.Tensor:
+    """Pixel masks `[B, T, H, W]` -> the share of each latent cell they cover `[B, 1, F, h, w]`.
+
+    A latent frame covers the union of its pixel frames (the person anywhere in its time span);
+    spatially the cover is the mean over each `s x s` cell. Follows the codec's temporal layout.
+    """
+    b, t, h, w = masks.shape
+    f, s, tf = codec.latent_frames(t), codec.spatial_factor, codec.temporal_factor
+    head = 1 if codec.causal_first_frame else 0  # a causal codec's latent frame 0 is pixel frame 0 alone
+    m = masks.float()
+    groups = [m[:, :head].amax(1, keepdim=True)] if head else []
+    rest = m[:, head:head + tf * (f - head)].reshape(b, f - head, tf, h, w).amax(2)  # [B, F - head, H, W]
+    cover = torch.cat([*groups, rest], dim=1)  # [B, F, H, W]
+    return F.avg_pool2d(cover, s)[:, None]  # [B, 1, F, h, w]
+
+
+def _frames_first(sample) -> torch.Tensor:
+    return sample.video.transpose(0, 1)  # [T, 3, H, W] -> [3, T, H, W]
+
+
+class ClipBatches:
+    """Batches for one rank: videos for the codec, latents for the DiT stages, canvases for try-off."""
+
+    def __init__(self, cfg: DataConfig, source: ClipSource, rank: int = 0, world_size: int = 1) -> None:
+        self.cfg, self.source, self.rank, self.world_size = cfg, source, rank, world_size
+
+    def samples(self, step: int):
+        b = self.cfg.batch_size
+        return self.source.samples(step, (step * self.world_size + self.rank) * b, b)
+
+    def videos(self, step: int) -> torch.Tensor:
+        """`[B, 3, T, H, W]` in [-1, 1] (codec training)."""
+        return torch.stack([_frames_first(s) for s in self.samples(step)])
+
+    @torch.no_grad()
+    def latents(self, step: int, codec: LatentCodec) -> LatentBatch:
+        samples = self.samples(step)
+        g = generator_for(mix_seed(self.cfg.seed, 3), step)
+        views = 2 if bool(torch.rand((), generator=g) < self.cfg.two_view_prob) else 1
+        names = tuple(samples[0].garments)
+        enc = lambda imgs: _encode_images(codec, imgs)  # noqa: E731
+        video = codec.encode_video(torch.stack([_frames_first(s) for s in samples])).float()
+        refs = torch.cat([enc([s.references[min(v, len(s.references) - 1)] for s in samples])
+                          for v in range(views)], dim=2)
+        garments = torch.cat([enc([s.garments[n] for s in samples]) for n in names], dim=2)
+        person = [(getattr(s, "masks", None) or {}).get("person") for s in samples]  # world clips have masks; user clips not
+        cover = None if any(m is None for m in person) else latent_cover(torch.stack(person), codec)
+        return LatentBatch(video, refs, garments, [s.prompt for s in samples], names,
+                           torch.stack([s.references[0] for s in samples]),
+                           torch.stack([s.garments[names[0]] for s in samples]), cover)
+
+    @torch.no_grad()
+    def canvas(self, step: int, codec: LatentCodec) -> CanvasBatch:
+        """A dressed frame, the flat garment of one slot and the re-dressed reference (try-off/try-on)."""
+        samples = self.samples(step)
+        g = generator_for(mix_seed(self.cfg.seed, 2), step)
+        names = list(samples[0].garments)
+        slot = names[int(torch.randint(0, len(names), (1,), generator=g))]
+        frame = int(torch.randint(0, samples[0].video.shape[0], (1,), generator=g))
+        enc = lambda imgs: _encode_images(codec, imgs)  # noqa: E731
+        return CanvasBatch(enc([s.video[frame] for s in samples]), enc([s.garments[slot] for s in samples]),
+                           enc([s.references[0] for s in samples]), slot)
+
+
+def clip_batches(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ClipBatches:
+    if cfg.source == "world":
+        return ClipBatches(cfg, WorldSource(cfg), rank, world_size)
+    if cfg.source == "manifest":
+        if not cfg.manifest:
+            raise ValueError("data.source is 'manifest' but data.manifest (the CSV path) is empty")
+        return ClipBatches(cfg, ManifestSource(cfg), rank, world_size)
+    raise ValueError(f"data.source must be 'world' or 'manifest', got {cfg.source!r}")

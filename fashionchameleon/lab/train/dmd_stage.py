@@ -1,0 +1,286 @@
+"""Stage `dmd`: Self-Forcing-style distribution matching with gradient reweighting (GR-DMD).
+
+Per step (method.md §2.2.2):
+1. self-rollout of the causal generator with the KV cache: every chunk is denoised with the
+   4-step warped list up to a random exit step (the same for all chunks); only the exit step
+   carries gradient; each chunk's clean KV is then written at t = 0 without gradient;
+2. on generator steps (every `update_ratio`-th): noise the rollout at one t (shifted, clamped to
+   [20, 980]); real score = the frozen teacher with text CFG, fake score = the critic;
+   grad = fake - real, normalised by mean|x - real| per clip; loss = 0.5 * sum_f A_f *
+   mean((x_f - sg(x_f - grad_f))^2) with A = softmax(-R / tau) of per-chunk rewards
+   (uniform A = plain DMD);
+3. every step: the critic learns flow matching on the detached rollout.
+
+Long rollouts (`score_chunks` < `num_chunks`, as Self-Forcing++ extends Self-Forcing): the rollout
+streams `num_chunks` chunks through the same rolling cache the engine streams with (a one-chunk
+sink and a window of `score_chunks` chunks in all, oldest chunk evicted, RoPE renumbered); the
+chunks before the last `score_chunks` are the context, fully denoised without gradient as at
+inference, and the losses see only the last `score_chunks` chunks, a clip of the length the
+teacher scores well. The student then learns from contexts it made itself after evictions: the
+regime of a long stream. With `random_context` each step draws how many context chunks come
+first (0 to `num_chunks - score_chunks`, uniformly), so the scored window is sometimes the start
+of a stream (what a stream's first chunks and every withdraw-switch need) and sometimes deep in
+it; with a fixed `num_chunks` the first chunks of a stream are never scored. With `phase_norm` the
+rollout applies the engine's patch-phase guard (`fashionchameleon/phase_norm.py`) where a stream
+would, to each chunk made once the window has slid, gradient included, and the exported student
+asks for it: training then sees the streams it will make.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ...runtime.stream.cache import CacheAttention, CacheLayout, KVCache
+from ...runtime.files.checkpoint import save_checkpoint
+from ...runtime.encoders.codec import LatentCodec
+from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
+from ...runtime.dit.model import TextKV, WanDiT
+from ...runtime.stream.phase_norm import guard_chunk
+from ...runtime.stream.sampler import condition_pass
+from ...runtime.stream.schedule import FlowMatchSchedule, shift_sigma
+from ...runtime.stream.seeding import generator_for
+from .batch import LatentBatch, LatentBatchFn
+from .distributed import DistInfo, sync_gradients
+from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
+from .ema import lerp_parameters
+from .reward import ChunkReward, gr_weights
+
+__all__ = ["DMDStageConfig", "DMDStage"]
+
+
+@dataclass(frozen=True)
+class DMDStageConfig(JsonConfig):
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)
+    text: dict = field(default_factory=dict)
+    init_generator: str = ""  # the forcing (causal) checkpoint
+    init_teacher: str = ""  # the SFT teacher: frozen real score, and the critic's starting point
+    init_text: str = ""
+    gen_lr: float = 2e-5
+    critic_lr: float = 4e-6
+    betas: tuple[float, float] = (0.0, 0.999)
+    weight_decay: float = 0.01
+    grad_clip: float = 10.0
+    steps: tuple[int, ...] = (1000, 750, 500, 250)
+    shift: float = 5.0
+    cfg: float = 3.0
+    tau: float = 0.2
+    reweight: bool = True
+    update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
+    num_chunks: int = 4  # chunks per rollout
+    score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
+    random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
+    phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
+    chunk_frames: int = 3
+    ema_decay: float = 0.99
+    ema_start: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.score_chunks <= self.num_chunks:
+            raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
+
+    @property
+    def scored_chunks(self) -> int:
+        return self.score_chunks or self.num_chunks
+
+    @property
+    def max_context_chunks(self) -> int:
+        """The most unscored context chunks a rollout streams before the scored ones."""
+        return self.num_chunks - self.scored_chunks
+
+    @property
+    def trained_stream(self) -> StreamConfig:
+        """The stream layout of the rollouts: what an exported student streams with."""
+        trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
+        return dataclasses.replace(trained, steps=self.steps, shift=self.shift, phase_norm=self.phase_norm)
+
+
+class DMDStage:
+    name = "dmd"
+
+    def __init__(self, cfg: DMDStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
+                 codec: LatentCodec | None = None, reward: ChunkReward | None = None,
+                 dist: DistInfo = DistInfo()) -> None:
+        self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
+        self.codec, self.reward = codec, reward
+        if cfg.reweight and (codec is None or reward is None):
+            raise ValueError("GR-DMD reweighting needs a codec (to decode chunks) and a reward; "
+                             "pass both or set reweight=false for plain DMD")
+        model_cfg = build_model_config(DiffusionStageConfig(preset=cfg.preset, model=cfg.model))
+        self.model_cfg = model_cfg
+        self.generator = WanDiT(model_cfg).to(self.device)
+        self.teacher = WanDiT(model_cfg).to(self.device)
+        init_weights(self.generator, cfg.init_generator, ("student", "teacher"))
+        init_weights(self.teacher, cfg.init_teacher, ("teacher",))
+        self.critic = copy.deepcopy(self.teacher)
+        self.teacher.requires_grad_(False).eval()
+        self.text = build_text(cfg.text, cfg.init_text, self.device).requires_grad_(False).eval()
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.schedule = FlowMatchSchedule(shift=cfg.shift)
+        self.timesteps = self.schedule.warp(cfg.steps)
+        self.gen_opt = torch.optim.AdamW(self.generator.parameters(), lr=cfg.gen_lr, betas=cfg.betas,
+                                         weight_decay=cfg.weight_decay)
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas,
+                                            weight_decay=cfg.weight_decay)
+
+    def modules(self):
+        return {"generator": self.generator, "critic": self.critic, "ema": self.ema}
+
+    def optimizers(self):
+        return {"generator": self.gen_opt, "critic": self.critic_opt}
+
+    # ------------------------------------------------------------------ rollout
+    def _t(self, value: float, b: int, f: int) -> torch.Tensor:
+        return torch.full((b, f), float(value), device=self.device)
+
+    def context_chunks(self, g: torch.Generator) -> int:
+        """How many unscored context chunks this step's rollout streams before the scored ones."""
+        most = self.cfg.max_context_chunks
+        return int(torch.randint(0, most + 1, (1,), generator=g)) if self.cfg.random_context and most else most
+
+    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool,
+                context: int | None = None) -> torch.Tensor:
+        """Generate `context` (default `max_context_chunks`) context chunks, then the scored ones;
+        returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk (their exit steps carry
+        gradient if `grad`; context chunks are denoised fully, without gradient)."""
+        cfg, gen = self.cfg, self.generator
+        conds = batch.conditions
+        b, ch, n, h, w = conds.shape
+        stream = cfg.trained_stream
+        layout = CacheLayout(reference_views=batch.references.shape[2], garment_slots=batch.slots,
+                             sink_frames=stream.sink_frames, window_frames=stream.window_frames)
+        cache = KVCache(layout, gen.cfg.num_layers, gen.cfg.num_heads, gen.cfg.head_dim, gen.tokens_per_frame((h, w)),
+                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=cfg.chunk_frames)
+        with torch.no_grad():
+            condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
+                                              for i, item in enumerate(cache.condition_items())})
+        context = cfg.max_context_chunks if context is None else context
+        chunks = []
+        for index in range(context + cfg.scored_chunks):
+            scored = index >= context
+            x0 = self._chunk(cache, text, (b, ch, cfg.chunk_frames, h, w),
+                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored)
+            if scored:
+                chunks.append(x0)
+        return torch.cat(chunks, dim=2)
+
+    def _chunk(self, cache: KVCache, text: TextKV, shape: tuple[int, ...], exit_step: int, g: torch.Generator,
+               grad: bool) -> torch.Tensor:
+        """Denoise one chunk up to `exit_step` (only that pass carries gradient if `grad`), then write its clean KV."""
+        gen, b, f = self.generator, shape[0], shape[2]
+        plan = cache.plan_chunk(f)
+        x = torch.randn(shape, generator=g).to(self.device)
+        for i in range(exit_step + 1):
+            t = float(self.timesteps[i])
+            last = i == exit_step
+            with torch.set_grad_enabled(grad and last):
+                attention = CacheAttention(cache, plan, differentiable=grad and last)
+                v = gen(x, self._t(t, b, f), text, plan.positions, attention).float()
+                x0 = self.schedule.x0_from_velocity(x, v, t)
+            if not last:
+                noise = torch.randn(x.shape, generator=g).to(self.device)
+                x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
+        if self.cfg.phase_norm:  # the stream's rule (denoise_chunk), inside the gradient
+            x0 = guard_chunk(x0, cache, gen.cfg.patch_size[1:])
+        with torch.no_grad():
+            gen.write_kv(x0.detach(), self._t(0.0, b, f), text, plan.positions, CacheAttention(cache, plan))
+            cache.commit(plan)
+        return x0
+
+    # ------------------------------------------------------------------ losses
+    def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
+        """One timestep per clip: uniform index, shifted, clamped to [20, 980]."""
+        u = torch.randint(0, 1000, (b,), generator=g).float() / 1000.0
+        return (shift_sigma(u, self.cfg.shift) * 1000.0).clamp(20.0, 980.0).to(self.device)
+
+    def _x0(self, model: WanDiT, conds: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, text: TextKV) -> torch.Tensor:
+        n, f = conds.shape[2], x_t.shape[2]
+        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        v = model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)))[:, :, n:].float()
+        return self.schedule.x0_from_velocity(x_t, v, t[:, None, None, None, None])
+
+    def frame_weights(self, video: torch.Tensor, batch: LatentBatch) -> torch.Tensor:
+        """`[B, F]` GR-DMD weights (uniform 1/F without reweighting)."""
+        b, _, f = video.shape[:3]
+        if not self.cfg.reweight:
+            return torch.full((b, f), 1.0 / f, device=self.device)
+        with torch.no_grad():
+            pixels, _ = self.codec.decode(video.detach())
+            per_chunk = self.codec.pixel_frames(self.cfg.chunk_frames, first=False)
+            rewards = self.reward(pixels, batch.reference_images, batch.garment_images, per_chunk)
+        return gr_weights(rewards.to(self.device), self.cfg.chunk_frames, self.cfg.tau)
+
+    def dmd_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, text_u: TextKV,
+                 g: torch.Generator) -> tuple[torch.Tensor, dict]:
+        conds = batch.conditions
+        b = video.shape[0]
+        t = self._score_t(b, g)
+        noise = torch.randn(video.shape, generator=g).to(self.device)
+        x_t = self.schedule.add_noise(video.detach(), noise, t[:, None, None, None, None])
+        with torch.no_grad():
+            real_c = self._x0(self.teacher, conds, x_t, t, text_c)
+            real_u = self._x0(self.teacher, conds, x_t, t, text_u)
+            real = real_c + self.cfg.cfg * (real_c - real_u)
+            fake = self._x0(self.critic, conds, x_t, t, text_c)
+            grad = fake - real
+            norm = (video.detach() - real).abs().mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+            grad = torch.nan_to_num(grad / norm)
+        weights = self.frame_weights(video, batch)  # [B, F]
+        per_frame = F.mse_loss(video, (video - grad).detach(), reduction="none").mean((1, 3, 4))  # [B, F]
+        loss = 0.5 * (weights * per_frame).sum(1).mean()
+        return loss, {"dmd": loss.detach(), "grad_norm": grad.abs().mean()}
+
+    def critic_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, g: torch.Generator) -> torch.Tensor:
+        conds = batch.conditions
+        n, f = conds.shape[2], video.shape[2]
+        t = self._score_t(video.shape[0], g)
+        noise = torch.randn(video.shape, generator=g).to(self.device)
+        x_t = self.schedule.add_noise(video, noise, t[:, None, None, None, None])
+        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        v = self.critic(torch.cat([conds, x_t], dim=2), t_frames, text_c, list(range(n + f)))[:, :, n:].float()
+        return F.mse_loss(v, self.schedule.velocity_target(video, noise))
+
+    # ------------------------------------------------------------------ step
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        g = generator_for(cfg.seed, step)
+        batch = self.batches(step).to(self.device)
+        with torch.no_grad():  # prompt features are frozen; each network projects them with its own weights
+            prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
+            text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(prompt),
+                                            self.teacher.text_kv(empty))
+        gen_step = step % cfg.update_ratio == 0
+        exit_step = int(torch.randint(0, len(self.timesteps), (1,), generator=g))
+        video = self.rollout(batch, text_c, exit_step, g, grad=gen_step, context=self.context_chunks(g))
+        metrics: dict[str, torch.Tensor] = {}
+        if gen_step:
+            loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
+            self.gen_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            sync_gradients(self.generator.parameters(), self.dist)
+            torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg.grad_clip)
+            self.gen_opt.step()
+            self._update_ema(step)
+        c_loss = self.critic_loss(video.detach(), batch, self.critic.text_kv(prompt), g)
+        self.critic_opt.zero_grad(set_to_none=True)
+        c_loss.backward()
+        sync_gradients(self.critic.parameters(), self.dist)
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+        return {"critic": c_loss.detach(), "gen_step": torch.tensor(float(gen_step)), **metrics}
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        decay = self.cfg.ema_decay if step >= self.cfg.ema_start else 0.0  # copy until EMA starts
+        lerp_parameters(self.ema, self.generator, 1.0 - decay)
+
+    def export(self, out_dir: Path) -> list[Path]:
+        trained = self.cfg.trained_stream  # the stream its rollouts were: context, steps, shift
+        return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
+                                self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json()})]
