@@ -20,7 +20,8 @@ from .runtime.config import DTYPE_NAMES, PRESETS, ModelConfig, StreamConfig, inf
 from .runtime.dit.model import WanDiT
 from .runtime.embedded import PARTS, EmbeddedModel, load_embedded, trained_stream_config
 from .runtime.encoders.codec import latent_frame_count, pixel_frame_count
-from .runtime.files.checkpoint import CheckpointError, build_dit, read_header
+from .runtime.files.checkpoint import CheckpointError, read_header
+from .runtime.files.dit_loading import build_dit
 from .runtime.files.media import fit_pad_white, load_image, to_uint8
 from .runtime.files.paths import SAMPLES_DIR, WEIGHTS_DIR
 from .runtime.stream.rescheduling import SwitchPolicy

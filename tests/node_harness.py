@@ -41,6 +41,7 @@ ENGINE_MODULES = {"fc": "fashionchameleon", "model": "fashionchameleon.runtime.d
                   "config": "fashionchameleon.runtime.config", "codec": "fashionchameleon.runtime.encoders.codec",
                   "text": "fashionchameleon.runtime.encoders.text", "embedded": "fashionchameleon.runtime.embedded",
                   "checkpoint": "fashionchameleon.runtime.files.checkpoint",
+                  "dit_loading": "fashionchameleon.runtime.files.dit_loading",
                   "rescheduling": "fashionchameleon.runtime.stream.rescheduling",
                   "stream": "fashionchameleon.runtime.stream.session"}
 

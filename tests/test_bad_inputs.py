@@ -147,7 +147,7 @@ def embedded_from(folder_attr: str) -> Callable:
 
 
 def engine_build(name: str, stage: str) -> Callable:
-    return lambda c: c.E.checkpoint.build_dit(c.files[name], expect_stage=stage)
+    return lambda c: c.E.dit_loading.build_dit(c.files[name], expect_stage=stage)
 
 
 def oom_model(c):

@@ -16,9 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # no repo-root con
 from safetensors.torch import save_file  # noqa: E402
 
 from fashionchameleon.runtime.files.checkpoint import (  # noqa: E402
-    Checkpoint, CheckpointError, build_dit, load_checkpoint, load_dit_state, load_official_generator,
-    normalize_dit_keys, read_header, save_bundle, save_checkpoint, split_bundle,
+    Checkpoint, CheckpointError, load_checkpoint, read_header, save_bundle, save_checkpoint, split_bundle,
 )
+from fashionchameleon.runtime.files.dit_loading import build_dit, load_dit_state  # noqa: E402
+from fashionchameleon.runtime.files.foreign import load_official_generator, normalize_dit_keys  # noqa: E402
 from fashionchameleon.runtime.config import ModelConfig, preset  # noqa: E402
 from fashionchameleon.runtime.dit.model import WanDiT  # noqa: E402
 

@@ -33,7 +33,7 @@ UNPICKLERS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "_pickle.load",
               "dill.loads", "cloudpickle.load", "cloudpickle.loads", "joblib.load", "marshal.load", "marshal.loads",
               "shelve.open", "torch.jit.load", "torch.package.PackageImporter", "yaml.load", "yaml.unsafe_load",
               "pandas.read_pickle", "torch.load"}
-ALLOWED = {("fashionchameleon/runtime/files/checkpoint.py", "torch.load")}  # load_official_generator: weights_only=True only
+ALLOWED = {("fashionchameleon/runtime/files/foreign.py", "torch.load")}  # load_official_generator: weights_only=True only
 
 
 # ----------------------------------------------------------------------------------- only safetensors

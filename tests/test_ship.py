@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fashionchameleon.__main__ import main as cli
-from fashionchameleon.runtime.files.checkpoint import CheckpointError, build_dit, load_checkpoint, save_checkpoint
+from fashionchameleon.runtime.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fashionchameleon.runtime.files.dit_loading import build_dit
 from fashionchameleon.lab.ship import ship
 
 from conftest import MICRO

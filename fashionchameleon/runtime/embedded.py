@@ -13,7 +13,8 @@ from typing import Mapping
 
 import torch
 
-from .files.checkpoint import CheckpointError, build_dit, load_checkpoint, read_header
+from .files.checkpoint import CheckpointError, load_checkpoint, read_header
+from .files.dit_loading import build_dit
 from .encoders.codec import LatentCodec, TinyCodec, TinyCodecConfig
 from .config import TRAINED_STREAM_KEY, StreamConfig
 from .dit.model import WanDiT

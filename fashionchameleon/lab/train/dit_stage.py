@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ...runtime.files.checkpoint import load_checkpoint, load_dit_state, save_checkpoint
+from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
+from ...runtime.files.dit_loading import load_dit_state
 from ...runtime.config import JsonConfig, ModelConfig, preset
 from ...runtime.dit.model import WanDiT
 from ...runtime.stream.schedule import FlowMatchSchedule, training_weight

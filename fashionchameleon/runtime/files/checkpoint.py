@@ -1,7 +1,5 @@
-"""Checkpoints: safetensors only, self-describing, with errors that say what to do.
+"""Our checkpoint files: safetensors only, self-describing, with errors that say what to do.
 
-Our files
----------
 Every file this pack writes is a safetensors file whose string metadata carries
 
 - ``fc_format``  — format version (``"1"``);
@@ -12,54 +10,12 @@ Every file this pack writes is a safetensors file whose string metadata carries
 - any free-form extra metadata (training command, seed, ...), as strings.
 
 A file without ``fc_*`` keys (a raw Wan DiT, a ComfyUI ``diffusion_models`` file) is *foreign*: its
-stage is ``"unknown"``, its config is inferred from the tensor shapes (`build_dit`).
+stage is ``"unknown"``; `foreign` maps its key layout and `dit_loading.build_dit` infers its config.
 
 Before safetensors sees a file, `read_header` checks it byte by byte, so a missing, empty,
 truncated, random or pickled file is answered with a message naming the file, what was found and
-what to do — never with a raw traceback. Pickles (``torch.save`` files) can run code when loaded
-and are never loaded here, with one narrow exception: `load_official_generator` reads the
-official training checkpoints with ``torch.load(..., weights_only=True)``, PyTorch's restricted
-unpickler that only rebuilds tensors and plain containers.
-
-What the official code writes (facts read from the public repositories)
-------------------------------------------------------------------------
-QuanjianSong/FashionChameleon (snapshot 09dd4d5, May 2026; its README still lists "release the
-checkpoint" as to do, so no official weights exist yet):
-
-- ``trainer/sft_ic.py`` (teacher SFT) and ``trainer/tf_ic.py`` (teacher forcing) ``save()``:
-  ``torch.save({"generator": sd, "global_step": int}, <save_dir>/checkpoint_model_<step:06d>/model.pt)``.
-- ``trainer/distill_ic.py`` (GR-DMD student) ``save()``: the same path with
-  ``{"generator": sd, "critic": sd}`` plus ``"generator_ema": sd`` once EMA has started.
-- ``sd`` comes from ``utils/distributed.py::fsdp_state_dict``: FSDP ``FULL_STATE_DICT`` with
-  ``offload_to_cpu=True, rank0_only=True`` on modules wrapped with ``use_orig_params=True``, i.e.
-  plain names without FSDP infixes, CPU tensors, a zip-format ``torch.save`` pickle.
-- ``generator_ema`` comes from ``utils/distributed.py::EMA_FSDP``: ``named_parameters()`` taken
-  under ``FSDP.summon_full_params``, cloned as float32 CPU tensors — parameters only, always fp32.
-- The generator is ``backbones/wan_wrapper.py::WanDiffusionWrapper``, which holds the DiT as
-  ``self.model`` (``CausalWan22Model`` for the student, ``Wan22Model`` for teacher and critic); its
-  scheduler is a plain object, so every key reads ``model.<Wan name>``.
-- ``backbones/wan22/modules/causal_model.py``: the causal blocks and head use Wan's names exactly
-  (``norm1``, ``self_attn.{q,k,v,o,norm_q,norm_k}``, ``norm3`` (affine only with
-  ``cross_attn_norm``), ``cross_attn.*``, ``norm2``, ``ffn.{0,2}``, ``modulation`` ``[1,6,dim]``;
-  ``head.{head,modulation}`` ``[1,2,dim]``; ``patch_embedding``, ``text_embedding.{0,2}``,
-  ``time_embedding.{0,2}``, ``time_projection.1``). RoPE ``freqs`` is a plain attribute, not a
-  buffer, so it is not in state dicts. There are no extra parameters: causality lives in the
-  attention mask and KV cache, so student and teacher state dicts share one layout.
-- Gradient checkpointing there calls ``torch.utils.checkpoint`` inside ``forward`` (no wrapper
-  module), so their names carry no ``_checkpoint_wrapped_module.``.
-- Loaders: ``predictor/causal_infer_ic.py`` and ``predictor/stream_infer_ic.py`` take
-  ``generator_ema`` when present, else ``generator``; ``predictor/infer_ic.py`` (teacher) takes
-  ``generator``; ``trainer/distill_ic.py`` initialises from ``generator`` or ``model``.
-
-guandeh17/Self-Forcing (snapshot 33593df), the code FashionChameleon builds on:
-
-- ``trainer/distillation.py``, ``trainer/diffusion.py``, ``trainer/gan.py`` save the same dict
-  layout to ``checkpoint_model_<step:06d>/model.pt``; ``inference.py`` loads ``generator`` or, with
-  ``--use_ema``, ``generator_ema``; ``utils/wan_wrapper.py`` also holds the DiT as ``self.model``.
-- Its ``utils/distributed.py::EMA_FSDP`` names parameters via ``fsdp_module.module.named_parameters()``
-  (the inner module, where nested FSDP units may keep the ``_fsdp_wrapped_module.`` infix), and its
-  trainers strip ``_fsdp_wrapped_module.``, ``_checkpoint_wrapped_module.`` and ``_orig_mod.``
-  when mapping names — hence `normalize_dit_keys` removes those anywhere in a key.
+what to do — never with a raw traceback. Pickles (``torch.save`` files) are never loaded here; the
+one guarded exception is `foreign.load_official_generator`. Saving is atomic (temp file + rename).
 """
 from __future__ import annotations
 
@@ -67,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,14 +31,8 @@ from typing import Any, Mapping
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import ConfigError, ModelConfig, infer_config
-from ..dit.model import WanDiT
-
-__all__ = [
-    "FORMAT_VERSION", "STAGES", "PICKLE_EXTENSIONS", "CheckpointError", "Checkpoint", "read_header",
-    "save_checkpoint", "save_bundle", "load_checkpoint", "split_bundle", "unwrap_state_dict",
-    "normalize_dit_keys", "load_official_generator", "load_dit_state", "build_dit",
-]
+__all__ = ["FORMAT_VERSION", "STAGES", "PICKLE_EXTENSIONS", "CheckpointError", "Checkpoint", "read_header",
+           "save_checkpoint", "save_bundle", "load_checkpoint", "split_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +41,6 @@ STAGES = ("teacher", "student", "tryoff", "codec", "text", "bundle", "training")
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 _MAX_HEADER = 100_000_000  # safetensors refuses larger headers too
 _ZIP_MAGIC = b"PK\x03\x04"
-_DIT_ROOTS = frozenset({"patch_embedding", "text_embedding", "time_embedding", "time_projection", "blocks", "head"})
-_INFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
-_SELECT_PREFIXES = ("model.diffusion_model.", "diffusion_model.")  # ComfyUI / LDM-style full checkpoints
-_UNWRAP_KEYS = ("model", "state_dict", "module")
-_LIST = 5  # how many offending keys a message names
 
 
 class CheckpointError(ValueError):
@@ -120,26 +64,21 @@ class Checkpoint:
 
 
 # ----------------------------------------------------------------------------------- header check
-def _pickle_advice(path: Path, mention_official: bool = True) -> str:
+def pickle_advice(path: Path, mention_official: bool = True) -> str:
+    """How to convert a pickle to safetensors (and, if `mention_official`, the one reader for official files)."""
     text = (f"Pickle files can run arbitrary code when loaded, so this pack never loads them. Convert the file in an "
             f"environment you trust: load it there with torch.load({str(path)!r}, map_location='cpu') (try "
             f"weights_only=True first; use weights_only=False only if you trust where the file came from), take the "
             f"dict of tensors, and re-save it with safetensors.torch.save_file(state_dict, 'model.safetensors').")
     if mention_official:
         text += (" An official FashionChameleon / Self-Forcing training checkpoint (model.pt holding 'generator' / "
-                 "'generator_ema') can instead be read with fashionchameleon.runtime.files.checkpoint.load_official_generator, "
+                 "'generator_ema') can instead be read with fashionchameleon.runtime.files.foreign.load_official_generator, "
                  "which only uses torch.load(weights_only=True).")
     return text
 
 
-def _torch_reason(exc: Exception) -> str:
-    """The informative line of a torch.load error (its full text advises weights_only=False, which we never do)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    key = next((ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler error" in ln), None)
-    return f"{exc.__class__.__name__}: {(key or (lines[0] if lines else ''))[:300]}"
-
-
-def _pickle_kind(head: bytes) -> str | None:
+def pickle_kind(head: bytes) -> str | None:
+    """What pickle format the first bytes of a file announce, or None when they announce none."""
     if head.startswith(_ZIP_MAGIC):
         return "a zip archive (the format torch.save writes)"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
@@ -148,14 +87,17 @@ def _pickle_kind(head: bytes) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Probe:
+class Probe:
+    """The first bytes of a file that exists, is a file and is not empty (`probe_file`)."""
+
     size: int
     head: bytes  # the first 8 bytes (fewer for tiny files)
     header_len: int | None
     looks_safetensors: bool
 
 
-def _probe(path: Path) -> _Probe:
+def probe_file(path: Path) -> Probe:
+    """Read the first bytes of `path`; a missing, directory or empty path raises `CheckpointError`."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such file. Check the path (and that the download finished), "
                               f"or pick a file from the list the loader offers.")
@@ -171,7 +113,7 @@ def _probe(path: Path) -> _Probe:
         first = b""
         if header_len is not None and 2 <= header_len <= size - 8:
             first = f.read(1)
-    return _Probe(size, head, header_len, first == b"{")
+    return Probe(size, head, header_len, first == b"{")
 
 
 def read_header(path: str | os.PathLike) -> dict:
@@ -181,14 +123,14 @@ def read_header(path: str | os.PathLike) -> dict:
     ``"__metadata__"`` (str -> str). Every problem raises `CheckpointError` naming the file.
     """
     path = Path(path)
-    probe = _probe(path)
+    probe = probe_file(path)
     if not probe.looks_safetensors:
-        kind = _pickle_kind(probe.head)
+        kind = pickle_kind(probe.head)
         if kind is not None:
-            raise CheckpointError(f"{path}: this is {kind}, not a safetensors file. {_pickle_advice(path)}")
+            raise CheckpointError(f"{path}: this is {kind}, not a safetensors file. {pickle_advice(path)}")
         if path.suffix.lower() in PICKLE_EXTENSIONS:
             raise CheckpointError(f"{path}: the extension {path.suffix!r} is a pickle/torch.save format and the file "
-                                  f"is not a safetensors file. {_pickle_advice(path)}")
+                                  f"is not a safetensors file. {pickle_advice(path)}")
     if probe.header_len is None:
         raise CheckpointError(f"{path}: the file is only {probe.size} bytes, shorter than the 8-byte length prefix of a "
                               f"safetensors file: it is truncated or not a checkpoint. Download or copy it again.")
@@ -394,7 +336,8 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def _check_stage(path: str, stage: str, expect_stage: str | tuple[str, ...] | None, allow_foreign: bool) -> None:
+def check_stage(path: str, stage: str, expect_stage: str | tuple[str, ...] | None, allow_foreign: bool) -> None:
+    """Raise `CheckpointError` unless `stage` is one of `expect_stage` (foreign "unknown" only with `allow_foreign`)."""
     if stage == "unknown":
         if allow_foreign:
             return
@@ -426,7 +369,7 @@ def load_checkpoint(path: str | os.PathLike, expect_stage: str | tuple[str, ...]
     header = read_header(path)
     meta = dict(header.get("__metadata__", {}))
     stage, version, config = _parse_fc(path, meta)
-    _check_stage(str(path), stage, expect_stage, allow_foreign)
+    check_stage(str(path), stage, expect_stage, allow_foreign)
     try:
         tensors = load_file(str(path), device=str(device))
     except Exception as exc:  # the header passed our checks; report anything left in our words
@@ -459,238 +402,3 @@ def split_bundle(ckpt: Checkpoint) -> dict[str, Checkpoint]:
     if claimed != len(ckpt.tensors):
         logger.warning("%s: %d tensors belong to no bundle component", ckpt.path, len(ckpt.tensors) - claimed)
     return out
-
-
-# ----------------------------------------------------------------------------------- key normalisation
-def unwrap_state_dict(obj: Any, prefer_ema: bool = True, path: str = "<state dict>") -> dict[str, torch.Tensor]:
-    """Find the tensor state dict inside training-checkpoint nesting.
-
-    A mapping holding tensors is the state dict (non-tensor entries are dropped). Otherwise descend
-    into ``generator_ema`` / ``generator`` (order set by `prefer_ema`), then ``model``,
-    ``state_dict``, ``module`` — whichever exists first.
-    """
-    order = ("generator_ema", "generator") if prefer_ema else ("generator", "generator_ema")
-    order += _UNWRAP_KEYS
-    cur, trail = obj, []
-    for _ in range(8):
-        if not isinstance(cur, Mapping):
-            raise CheckpointError(f"{path}: expected a dict of tensors at {'/'.join(trail) or 'the top level'}, found "
-                                  f"{type(cur).__name__}. Is this a model checkpoint?")
-        tensors = {k: v for k, v in cur.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            if trail:
-                logger.info("%s: using the state dict under %s", path, "/".join(trail))
-            return tensors
-        key = next((k for k in order if isinstance(cur.get(k), Mapping)), None)
-        if key is None:
-            raise CheckpointError(f"{path}: no tensors found at {'/'.join(trail) or 'the top level'} (keys: "
-                                  f"{sorted(map(str, cur))[:10]}); expected a state dict or one nested under "
-                                  f"{list(order)}.")
-        trail.append(key)
-        cur = cur[key]
-    raise CheckpointError(f"{path}: state dict nesting is deeper than expected ({'/'.join(trail)}).")
-
-
-def _is_dit_key(key: str) -> bool:
-    return key.split(".", 1)[0] in _DIT_ROOTS
-
-
-def normalize_dit_keys(state_dict: Mapping[str, Any], prefer_ema: bool = True,
-                       path: str = "<state dict>") -> dict[str, torch.Tensor]:
-    """Map the key layouts users bring to the plain Wan layout of `WanDiT`.
-
-    - unwraps ``{"generator_ema"|"generator"|"model"|"state_dict"|"module": sd}`` nesting;
-    - removes ``_fsdp_wrapped_module.``, ``_checkpoint_wrapped_module.``, ``_orig_mod.`` anywhere;
-    - strips ``module.`` (DDP) when every key has it;
-    - keeps only the ``model.diffusion_model.`` / ``diffusion_model.`` keys of a ComfyUI / LDM-style
-      full checkpoint, without the prefix;
-    - strips ``model.`` (the official ``WanDiffusionWrapper.model``) when every DiT key has it and
-      none lacks it (or when every key has it); other keys are left alone and show up as
-      unexpected when loading.
-    """
-    sd = unwrap_state_dict(state_dict, prefer_ema, path)
-    out: dict[str, torch.Tensor] = {}
-    for k, v in sd.items():
-        new = k
-        for infix in _INFIXES:
-            new = new.replace(infix, "")
-        if new in out:
-            raise CheckpointError(f"{path}: key {k!r} and another key both become {new!r} once wrapper infixes are "
-                                  f"removed; the state dict holds two copies of the model. Save one of them alone.")
-        out[new] = v
-    for _ in range(8):  # peel prefixes until nothing changes (e.g. module.model.blocks...)
-        changed = False
-        if out and all(k.startswith("module.") for k in out):
-            out, changed = {k[len("module."):]: v for k, v in out.items()}, True
-        for prefix in _SELECT_PREFIXES:
-            chosen = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
-            if any(_is_dit_key(k) for k in chosen):
-                if len(chosen) != len(out):
-                    logger.info("%s: kept the %d '%s*' keys, dropped %d others", path, len(chosen), prefix,
-                                len(out) - len(chosen))
-                out, changed = chosen, True
-                break
-        wrapped = any(k.startswith("model.") and _is_dit_key(k[len("model."):]) for k in out)
-        bare = any(_is_dit_key(k) for k in out)
-        if (wrapped and not bare) or (out and all(k.startswith("model.") for k in out)):
-            out = {(k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
-            changed = True
-        if not changed:
-            break
-    return out
-
-
-def load_official_generator(path: str | os.PathLike, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
-    """The DiT state dict (plain Wan names) of an official FashionChameleon / Self-Forcing checkpoint.
-
-    safetensors files go through our header check; ``torch.save`` files (``model.pt``) are read
-    ONLY with ``torch.load(weights_only=True)``, never with a full pickle load. Nesting is unwrapped
-    (``generator_ema`` preferred over ``generator`` when `prefer_ema`) and keys normalised.
-    """
-    path = Path(path)
-    probe = _probe(path)
-    if probe.looks_safetensors or (_pickle_kind(probe.head) is None and path.suffix.lower() not in PICKLE_EXTENSIONS):
-        return normalize_dit_keys(load_checkpoint(path, allow_foreign=True).tensors, prefer_ema, str(path))
-    if _pickle_kind(probe.head) is None:
-        raise CheckpointError(f"{path}: neither a safetensors file nor a torch.save file (unrecognised first bytes "
-                              f"{probe.head!r}). Fetch the file again.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc).lower():
-            raise CheckpointError(f"{path}: torch.load(weights_only=True) refused the file: it holds objects other "
-                                  f"than tensors and plain containers ({_torch_reason(exc)}). A full pickle load is "
-                                  f"never attempted. {_pickle_advice(path, mention_official=False)}") from None
-        raise CheckpointError(f"{path}: the torch.save file could not be read ({_torch_reason(exc)}); it is probably "
-                              f"truncated or damaged. Fetch it again.") from None
-    return normalize_dit_keys(obj, prefer_ema, str(path))
-
-
-# ----------------------------------------------------------------------------------- DiT loading
-def _first(items: list[str]) -> str:
-    return ", ".join(items[:_LIST]) + (", ..." if len(items) > _LIST else "")
-
-
-def load_dit_state(model: torch.nn.Module, state_dict: Mapping[str, Any], path: str = "<memory>") -> torch.nn.Module:
-    """Normalise keys, check them against the model with a readable report, then load strictly.
-
-    Tensors are cast to the model's dtypes. A model whose parameters are on the meta device (built
-    without memory) receives the tensors by assignment.
-    """
-    sd = normalize_dit_keys(state_dict, path=path)
-    target = model.state_dict()
-    missing = [k for k in target if k not in sd]
-    unexpected = [k for k in sd if k not in target]
-    shapes = [f"{k}: file {list(sd[k].shape)} vs model {list(target[k].shape)}"
-              for k in target if k in sd and tuple(sd[k].shape) != tuple(target[k].shape)]
-    if missing or unexpected or shapes:
-        cfg = getattr(model, "cfg", None)
-        what = (f"{type(model).__name__}(dim={cfg.dim}, ffn_dim={cfg.ffn_dim}, layers={cfg.num_layers}, "
-                f"in={cfg.in_dim}, out={cfg.out_dim}, text_dim={cfg.text_dim})" if cfg else type(model).__name__)
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s) (first: {_first(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s) (first: {_first(unexpected)})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es) (first: {_first(shapes)})")
-        raise CheckpointError(f"{path}: the weights do not fit {what}: " + "; ".join(parts) + ". Check that the file "
-                              "is a Wan-layout DiT made for this config (build_dit infers the config from the "
-                              "file), not a LoRA, VAE or text-encoder file.")
-    assign = any(t.is_meta for t in target.values())
-    cast = {}
-    for k, v in sd.items():
-        ref = target[k]
-        v = v.to(dtype=ref.dtype) if v.dtype != ref.dtype else v
-        if not assign and v.device != ref.device:
-            v = v.to(ref.device)
-        cast[k] = v.contiguous()
-    model.load_state_dict(cast, strict=True, assign=assign)
-    return model
-
-
-# config field -> the tensor whose shape (or presence) fixes it, for disagreement messages
-_SHAPE_FIELDS = {
-    "dim": "patch_embedding.weight",
-    "in_dim": "patch_embedding.weight",
-    "patch_size": "patch_embedding.weight",
-    "ffn_dim": "blocks.0.ffn.0.weight",
-    "num_layers": "blocks.N",
-    "text_dim": "text_embedding.0.weight",
-    "freq_dim": "time_embedding.0.weight",
-    "out_dim": "head.head.weight",
-    "qk_norm": "blocks.0.self_attn.norm_q.weight",
-    "cross_attn_norm": "blocks.0.norm3.weight",
-}
-
-
-def _config_conflicts(meta_cfg: ModelConfig, inferred: ModelConfig) -> list[str]:
-    out = []
-    for name, key in _SHAPE_FIELDS.items():
-        said, found = getattr(meta_cfg, name), getattr(inferred, name)
-        if said == found:
-            continue
-        if name == "num_layers":
-            out.append(f"metadata says num_layers={said} but the file has {found} blocks")
-        elif isinstance(said, bool):
-            out.append(f"metadata says {name}={said} but {key} is {'present' if found else 'absent'}")
-        else:
-            out.append(f"metadata says {name}={list(said) if isinstance(said, tuple) else said} but {key} has "
-                       f"{name} {list(found) if isinstance(found, tuple) else found}")
-    return out
-
-
-@torch.inference_mode(False)
-def build_dit(ckpt_or_path: Checkpoint | str | os.PathLike, expect_stage: str | tuple[str, ...] | None = ("teacher", "student"),
-              dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> WanDiT:
-    """Build a `WanDiT` from a checkpoint (ours or a foreign Wan-layout file) and load it strictly.
-
-    The config comes from the ``fc_config`` metadata when present, else from the tensor shapes;
-    metadata that disagrees with the shapes is an error. `dtype` None keeps the stored dtype of
-    the weights. The model is built on the meta device and receives the tensors by assignment (no
-    second copy of the weights), so when a `Checkpoint` is passed and no cast or move is needed the
-    model's parameters share storage with ``ckpt.tensors``. Returned in eval mode.
-
-    Built outside `torch.inference_mode` even when called inside it (ComfyUI runs every node so):
-    inference tensors have no version counter, so the model's fused q/k/v weights could not be
-    cached and would be rebuilt every pass.
-    """
-    if isinstance(ckpt_or_path, Checkpoint):
-        ckpt = ckpt_or_path
-        _check_stage(ckpt.path, ckpt.stage, expect_stage, allow_foreign=True)
-    else:
-        ckpt = load_checkpoint(ckpt_or_path, expect_stage=expect_stage, device="cpu", allow_foreign=True)
-    path = ckpt.path
-    tensors = normalize_dit_keys(ckpt.tensors, path=path)
-    try:
-        inferred = infer_config(tensors, name=Path(path).stem)
-    except (ConfigError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{path}: cannot read a Wan-layout DiT from this file ({exc}). Keys look like: "
-                              f"{_first(list(tensors))}.") from None
-    if ckpt.config is not None:
-        try:
-            cfg = ModelConfig.from_json(ckpt.config)
-        except (ConfigError, TypeError) as exc:
-            raise CheckpointError(f"{path}: the config in the metadata is not a valid model config ({exc}). Re-save "
-                                  f"the file with the right config, or strip fc_config to infer it.") from None
-        conflicts = _config_conflicts(cfg, inferred)
-        if conflicts:
-            raise CheckpointError(f"{path}: the config in the metadata disagrees with the tensors: "
-                                  + "; ".join(conflicts) + ". The file was saved with the wrong config or edited; "
-                                  "re-save it with the right config.")
-    else:
-        cfg = inferred
-        logger.info("%s: no config in the metadata; inferred %s", path, cfg)
-    if dtype is None:
-        stored = tensors["patch_embedding.weight"].dtype
-        dtype = stored if stored.is_floating_point else torch.float32
-    with torch.device("meta"):
-        model = WanDiT(cfg)
-    if any(True for _ in model.buffers()):  # buffers are not in the file: build them for real
-        model = WanDiT(cfg)
-        model.to(device=device, dtype=dtype)
-    else:
-        model.to(dtype=dtype)
-    tensors = {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in tensors.items()}
-    load_dit_state(model, tensors, path)
-    return model.eval()
