@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 from fashionchameleon.runtime.stream.cache import CacheAttention, CacheLayout, KVCache
-from fashionchameleon.runtime.stream.rescheduling import (SwitchPolicy, apply_switch, disentangle_reference, rebuild_reference,
-                                           refresh_garment, withdraw_history)
+from fashionchameleon.runtime.stream.rescheduling import (ConditionRewrite, SwitchPolicy, apply_switch,
+                                                          disentangle_reference, rebuild_reference, refresh_garment,
+                                                          withdraw_history)
 from fashionchameleon.runtime.stream.sampler import condition_pass
 
 C, HW = 4, (4, 4)  # latents of the micro codec: 16x16 px images
@@ -36,7 +37,10 @@ def test_refresh_changes_only_the_chosen_garment_slot(micro_model):
     with torch.no_grad():
         cache, text, g = _streamed(micro_model)
         k0, v0, state0 = cache.k.clone(), cache.v.clone(), cache.state_dict()
-        refresh_garment(micro_model, cache, text, "upper", torch.randn(1, C, 1, *HW, generator=g))
+        rewrite = ConditionRewrite()
+        refresh_garment(rewrite, "upper", torch.randn(1, C, 1, *HW, generator=g))
+        assert torch.equal(cache.k, k0)  # nothing is written until the rewrite is applied
+        rewrite.apply(micro_model, cache, text)
     upper = cache.segment("garment:upper")[0]
     assert _frames_changed(k0, cache.k) == [upper] and _frames_changed(v0, cache.v) == [upper]
     assert cache.state_dict() == state0  # no bookkeeping moved: positions, fills, validity
@@ -59,7 +63,9 @@ def test_disentangle_replaces_only_the_reference(micro_model, micro_codec):
         withdraw_history(cache)
         k0, v0 = cache.k.clone(), cache.v.clone()
         recent = torch.randn(1, C, 2, *HW, generator=g)
-        new_ref = disentangle_reference(micro_model, micro_codec, cache, text, recent)
+        rewrite = ConditionRewrite()
+        new_ref = disentangle_reference(rewrite, micro_codec, recent)
+        rewrite.apply(micro_model, cache, text)
     assert _frames_changed(k0, cache.k) == [0] and _frames_changed(v0, cache.v) == [0]
     assert new_ref.shape == (1, C, 1, *HW)
     assert cache.next_position == cache.layout.num_conditions  # positions restart after the conditions
@@ -102,3 +108,20 @@ def test_refresh_only_keeps_history(micro_model, micro_codec):
         apply_switch(SwitchPolicy.refresh_only(), micro_model, micro_codec, cache, text,
                      {"lower": torch.randn(1, C, 1, *HW, generator=g)}, torch.randn(1, C, 2, *HW, generator=g))
     assert cache.history_frames() == hist
+
+
+def test_apply_switch_is_the_composition_of_the_named_operations(micro_model, micro_codec):
+    """The documented operations are what a switch runs: composing them by hand gives the same cache."""
+    with torch.no_grad():
+        cache_a, text, g = _streamed(micro_model)
+        cache_b, _, _ = _streamed(micro_model)
+        garment, recent = torch.randn(1, C, 1, *HW, generator=g), torch.randn(1, C, 2, *HW, generator=g)
+        ref_a = apply_switch(SwitchPolicy.full(), micro_model, micro_codec, cache_a, text, {"upper": garment}, recent)
+        withdraw_history(cache_b)
+        rewrite = ConditionRewrite()
+        refresh_garment(rewrite, "upper", garment)
+        ref_b = disentangle_reference(rewrite, micro_codec, recent)
+        rewrite.apply(micro_model, cache_b, text)
+    assert torch.equal(ref_a, ref_b)
+    assert torch.equal(cache_a.k, cache_b.k) and torch.equal(cache_a.v, cache_b.v)
+    assert cache_a.state_dict() == cache_b.state_dict()

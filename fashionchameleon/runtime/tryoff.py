@@ -18,7 +18,7 @@ import torch
 
 from .encoders.codec import LatentCodec
 from .dit.model import WanDiT
-from .stream.schedule import FlowMatchSchedule
+from .stream.schedule import FlowMatchSchedule, frame_timesteps
 
 __all__ = ["SLOTS", "PERSON_POS", "REFERENCE_POS", "garment_position", "canvas_positions", "generate_frame",
            "try_off"]
@@ -58,11 +58,11 @@ def generate_frame(model: WanDiT, clean: torch.Tensor, positions: list[int], noi
     clean = clean.to(model.device, torch.float32)
     for i in range(num_steps):
         t = float(ts[i])
-        t_frames = torch.cat([torch.zeros(b, k), torch.full((b, 1), t)], dim=1).to(model.device)
+        t_frames = frame_timesteps(t, 1, k, batch=b, device=model.device)  # [B, k + 1]
         v = model(torch.cat([clean, x], dim=2), t_frames, context, positions)[:, :, k:].float()
         if on_step is not None:
             on_step(i, schedule.x0_from_velocity(x, v, t))
-        x = x + (float(ts[i + 1]) - t) / schedule.num_train_timesteps * v
+        x = schedule.euler_step(x, v, t, ts[i + 1])
     return x
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "unwrap", "mean_across", "sync_gradients"]
+__all__ = ["DistInfo", "init_distributed", "unwrap", "sync_gradients"]
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,6 @@ def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain module inside a DDP/FSDP wrapper (parameter names without wrapper prefixes)."""
     return getattr(module, "module", module)
-
-
-def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Mean of a tensor over all ranks (for logging); identity on one process."""
-    if not info.distributed:
-        return value
-    out = value.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / info.world_size
 
 
 def sync_gradients(parameters, info: DistInfo) -> None:

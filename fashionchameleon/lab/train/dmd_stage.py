@@ -21,7 +21,7 @@ regime of a long stream. With `random_context` each step draws how many context 
 first (0 to `num_chunks - score_chunks`, uniformly), so the scored window is sometimes the start
 of a stream (what a stream's first chunks and every withdraw-switch need) and sometimes deep in
 it; with a fixed `num_chunks` the first chunks of a stream are never scored. With `phase_norm` the
-rollout applies the engine's patch-phase guard (`fashionchameleon/phase_norm.py`) where a stream
+rollout applies the engine's patch-phase guard (`runtime/stream/phase_norm.py`) where a stream
 would, to each chunk made once the window has slid, gradient included, and the exported student
 asks for it: training then sees the streams it will make.
 """
@@ -35,14 +35,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...runtime.stream.cache import CacheAttention, CacheLayout, KVCache
+from ...runtime.stream.cache import CacheLayout, KVCache
 from ...runtime.files.checkpoint import save_checkpoint
 from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ...runtime.dit.model import TextKV, WanDiT
-from ...runtime.stream.phase_norm import guard_chunk
-from ...runtime.stream.sampler import condition_pass
-from ...runtime.stream.schedule import FlowMatchSchedule, shift_sigma
+from ...runtime.stream.sampler import condition_pass, denoise_chunk
+from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
@@ -136,9 +135,6 @@ class DMDStage:
         return {"generator": self.gen_opt, "critic": self.critic_opt}
 
     # ------------------------------------------------------------------ rollout
-    def _t(self, value: float, b: int, f: int) -> torch.Tensor:
-        return torch.full((b, f), float(value), device=self.device)
-
     def context_chunks(self, g: torch.Generator) -> int:
         """How many unscored context chunks this step's rollout streams before the scored ones."""
         most = self.cfg.max_context_chunks
@@ -172,26 +168,10 @@ class DMDStage:
 
     def _chunk(self, cache: KVCache, text: TextKV, shape: tuple[int, ...], exit_step: int, g: torch.Generator,
                grad: bool) -> torch.Tensor:
-        """Denoise one chunk up to `exit_step` (only that pass carries gradient if `grad`), then write its clean KV."""
-        gen, b, f = self.generator, shape[0], shape[2]
-        plan = cache.plan_chunk(f)
-        x = torch.randn(shape, generator=g).to(self.device)
-        for i in range(exit_step + 1):
-            t = float(self.timesteps[i])
-            last = i == exit_step
-            with torch.set_grad_enabled(grad and last):
-                attention = CacheAttention(cache, plan, differentiable=grad and last)
-                v = gen(x, self._t(t, b, f), text, plan.positions, attention).float()
-                x0 = self.schedule.x0_from_velocity(x, v, t)
-            if not last:
-                noise = torch.randn(x.shape, generator=g).to(self.device)
-                x = self.schedule.add_noise(x0.detach(), noise, float(self.timesteps[i + 1]))
-        if self.cfg.phase_norm:  # the stream's rule (denoise_chunk), inside the gradient
-            x0 = guard_chunk(x0, cache, gen.cfg.patch_size[1:])
-        with torch.no_grad():
-            gen.write_kv(x0.detach(), self._t(0.0, b, f), text, plan.positions, CacheAttention(cache, plan))
-            cache.commit(plan)
-        return x0
+        """The stream's chunk loop (`denoise_chunk`) up to `exit_step`, its noise drawn from the rollout's `g`
+        (only the exit step's pass carries gradient if `grad`)."""
+        return denoise_chunk(self.generator, cache, text, lambda _: torch.randn(shape, generator=g), self.timesteps,
+                             self.schedule, phase_norm=self.cfg.phase_norm, exit_step=exit_step, grad=grad)
 
     # ------------------------------------------------------------------ losses
     def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
@@ -201,7 +181,7 @@ class DMDStage:
 
     def _x0(self, model: WanDiT, conds: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, text: TextKV) -> torch.Tensor:
         n, f = conds.shape[2], x_t.shape[2]
-        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        t_frames = frame_timesteps(t, f, n)  # [B, n + F]
         v = model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)))[:, :, n:].float()
         return self.schedule.x0_from_velocity(x_t, v, t[:, None, None, None, None])
 
@@ -242,7 +222,7 @@ class DMDStage:
         t = self._score_t(video.shape[0], g)
         noise = torch.randn(video.shape, generator=g).to(self.device)
         x_t = self.schedule.add_noise(video, noise, t[:, None, None, None, None])
-        t_frames = torch.cat([torch.zeros(len(t), n, device=self.device), t[:, None].expand(-1, f)], dim=1)
+        t_frames = frame_timesteps(t, f, n)  # [B, n + F]
         v = self.critic(torch.cat([conds, x_t], dim=2), t_frames, text_c, list(range(n + f)))[:, :, n:].float()
         return F.mse_loss(v, self.schedule.velocity_target(video, noise))
 

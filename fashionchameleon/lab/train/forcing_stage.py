@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ...runtime.dit.attention import teacher_forcing_mask
 from ...runtime.dit.model import FullSequence
 from .batch import LatentBatch
+from ...runtime.stream.schedule import frame_timesteps
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
 __all__ = ["ForcingStage"]
@@ -36,8 +37,7 @@ class ForcingStage(DiTStage):
         noise = torch.randn(video.shape, generator=generator).to(self.device)
         noisy = self.schedule.add_noise(video, noise, t[:, None, :, None, None])
         x = torch.cat([conds, video, conds, noisy], dim=2)  # [B, C, 2(n+F), h, w]
-        zeros = torch.zeros(b, 2 * n + f, device=self.device)
-        t_frames = torch.cat([zeros, t], dim=1)
+        t_frames = frame_timesteps(t, f, 2 * n + f)  # [B, 2(n+F)]: conditions and clean video at 0
         mask = teacher_forcing_mask(n, f, c)
         tokens = self.model.tokens_per_frame(tuple(video.shape[-2:]))
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import LatentBatch
+from ...runtime.stream.schedule import frame_timesteps
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
 __all__ = ["TeacherStage"]
@@ -29,7 +30,7 @@ class TeacherStage(DiTStage):
         noise = torch.randn(batch.video.shape, generator=generator).to(self.device)
         x_t = self.schedule.add_noise(batch.video, noise, t[:, None, None, None, None])
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
-        t_frames = torch.cat([torch.zeros(b, n, device=self.device), t[:, None].expand(b, f)], dim=1)
+        t_frames = frame_timesteps(t, f, n)  # [B, n + F]
         v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)))[:, :, n:].float()
         err = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none")
         per_clip = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 2, 3, 4))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ...runtime.files.checkpoint import save_checkpoint
 from ...runtime.tryoff import canvas_positions, empty_context
 from .distributed import DistInfo
+from ...runtime.stream.schedule import frame_timesteps
 from .dit_stage import DiffusionStageConfig, DiTStage, sample_timesteps
 
 __all__ = ["CanvasBatch", "TryOffStage"]
@@ -52,7 +53,7 @@ class TryOffStage(DiTStage):
         t = sample_timesteps(self.schedule, (b,), generator).to(self.device)
         noise = torch.randn(target.shape, generator=generator).to(self.device)
         x_t = self.schedule.add_noise(target, noise, t[:, None, None, None, None])
-        t_frames = torch.cat([torch.zeros(b, k, device=self.device), t[:, None]], dim=1)
+        t_frames = frame_timesteps(t, 1, k)  # [B, k + 1]
         v = self.model(torch.cat([clean, x_t], 2), t_frames, empty_context(self.model, b),
                        canvas_positions(direction, batch.slot))[:, :, k:].float()
         per = F.mse_loss(v, self.schedule.velocity_target(target, noise), reduction="none").mean((1, 2, 3, 4))

@@ -1,8 +1,9 @@
 """Training-free KV-cache rescheduling for a garment switch (paper §4.3).
 
-Three operations, each small and composable, plus the policy that picks them:
+Three operations, each small and composable, plus the policy that picks them; `apply_switch`
+is their composition and the only place a switch touches the cache:
 
-(a) `refresh_garment` — encode the new garment, run it at t = 0 and overwrite that garment
+(a) `refresh_garment` — the new garment's latent is run at t = 0 and overwrites that garment
     slot's KV in place. Other slots' KV are left untouched. Alone this fails: new tokens attend
     mostly to history, where the old garment lives.
 (b) `withdraw_history` — drop the history KV (keep the newest `keep_last` frames; 0 drops all,
@@ -12,12 +13,13 @@ Three operations, each small and composable, plus the policy that picks them:
     not a video latent), recompute the reference KV, and restart temporal positions right after
     the conditions as if a fresh image-to-video generation began from that frame.
 
-When both (a) and (c) apply, the new reference and the new garment are run in one joint
-condition pass, like the prototype's re-prefill of `[new_ref, new_garment]`.
+(a) and (c) add condition frames to a `ConditionRewrite`, which runs them in one joint condition
+pass (like the prototype's re-prefill of `[new_ref, new_garment]`) and then restarts positions if
+(c) asked for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,8 +28,8 @@ from ..encoders.codec import LatentCodec
 from ..dit.model import TextKV, WanDiT
 from .sampler import condition_pass
 
-__all__ = ["SwitchPolicy", "refresh_garment", "withdraw_history", "rebuild_reference", "disentangle_reference",
-           "apply_switch"]
+__all__ = ["SwitchPolicy", "ConditionRewrite", "refresh_garment", "withdraw_history", "rebuild_reference",
+           "disentangle_reference", "apply_switch"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,24 @@ class SwitchPolicy:
         return cls()
 
 
-def refresh_garment(model: WanDiT, cache: KVCache, text: TextKV, slot: str, garment_latent: torch.Tensor) -> None:
-    """(a) Overwrite one garment slot's KV with the new garment's (`[B, C, 1, h, w]`, t = 0)."""
-    condition_pass(model, cache, text, {(garment_segment(slot), 0): garment_latent})
+@dataclass
+class ConditionRewrite:
+    """Condition frames a switch re-runs at t = 0 (`[B, C, 1, h, w]` each, keyed by (segment, index)),
+    written in one joint pass by `apply`, and whether temporal positions restart after it."""
+
+    frames: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
+    restart_positions: bool = False
+
+    def apply(self, model: WanDiT, cache: KVCache, text: TextKV) -> None:
+        if self.frames:
+            condition_pass(model, cache, text, {key: lat.to(model.device) for key, lat in self.frames.items()})
+        if self.restart_positions:
+            cache.restart_positions()
+
+
+def refresh_garment(rewrite: ConditionRewrite, slot: str, garment_latent: torch.Tensor) -> None:
+    """(a) Rewrite one garment slot's KV from the new garment's latent `[B, C, 1, h, w]`."""
+    rewrite.frames[(garment_segment(slot), 0)] = garment_latent
 
 
 def withdraw_history(cache: KVCache, keep_last: int = 0, keep_sink: bool = False) -> None:
@@ -74,33 +91,33 @@ def rebuild_reference(codec: LatentCodec, recent_latents: torch.Tensor) -> torch
     return codec.encode_image(video[:, :, -1])
 
 
-def disentangle_reference(model: WanDiT, codec: LatentCodec, cache: KVCache, text: TextKV,
-                          recent_latents: torch.Tensor, view: int = 0) -> torch.Tensor:
-    """(c) Replace reference view `view` by the re-encoded last frame and restart positions."""
+def disentangle_reference(rewrite: ConditionRewrite, codec: LatentCodec, recent_latents: torch.Tensor,
+                          view: int = 0) -> torch.Tensor:
+    """(c) Rewrite reference view `view` from the re-encoded last frame and restart positions after it.
+
+    Returns the new reference latent `[B, C, 1, h, w]`.
+    """
     new_ref = rebuild_reference(codec, recent_latents)
-    condition_pass(model, cache, text, {(REFERENCE, view): new_ref.to(model.device)})
-    cache.restart_positions()
+    rewrite.frames[(REFERENCE, view)] = new_ref
+    rewrite.restart_positions = True
     return new_ref
 
 
 def apply_switch(policy: SwitchPolicy, model: WanDiT, codec: LatentCodec, cache: KVCache, text: TextKV,
                  garments: dict[str, torch.Tensor], recent_latents: torch.Tensor | None) -> torch.Tensor | None:
-    """Apply a policy for new garment latents `{slot: [B, C, 1, h, w]}`.
+    """Apply a policy for new garment latents `{slot: [B, C, 1, h, w]}`: (b), then (a) and (c) in one pass.
 
     `recent_latents` are the last generated latent frames (None before the first chunk, when
     there is nothing to withdraw or disentangle). Returns the new reference latent, if rebuilt.
     """
     if policy.withdraw:
         withdraw_history(cache, policy.keep_last, policy.keep_sink)
-    updates: dict[tuple[str, int], torch.Tensor] = {}
+    rewrite = ConditionRewrite()
     if policy.refresh:
-        updates.update({(garment_segment(slot), 0): lat.to(model.device) for slot, lat in garments.items()})
+        for slot, latent in garments.items():
+            refresh_garment(rewrite, slot, latent)
     new_ref = None
     if policy.disentangle and recent_latents is not None:
-        new_ref = rebuild_reference(codec, recent_latents[:, :, -policy.decode_frames:])
-        updates[(REFERENCE, 0)] = new_ref.to(model.device)
-    if updates:
-        condition_pass(model, cache, text, updates)
-    if new_ref is not None:
-        cache.restart_positions()
+        new_ref = disentangle_reference(rewrite, codec, recent_latents[:, :, -policy.decode_frames:])
+    rewrite.apply(model, cache, text)
     return new_ref

@@ -18,7 +18,7 @@ import torch
 from .cache import CacheAttention, KVCache
 from ..dit.model import TextKV, WanDiT
 from .phase_norm import guard_chunk
-from .schedule import FlowMatchSchedule
+from .schedule import FlowMatchSchedule, frame_timesteps
 
 __all__ = ["StepInfo", "denoise_chunk", "condition_pass", "sample_teacher"]
 
@@ -36,15 +36,21 @@ class StepInfo:
 StepCallback = Callable[[StepInfo], None]
 
 
-def _timesteps(t: float, batch: int, frames: int, device: torch.device) -> torch.Tensor:
-    return torch.full((batch, frames), float(t), device=device)
+NoiseFn = Callable[[int], torch.Tensor]  # step index -> that step's noise `[B, C, c, h, w]` (0: the start)
 
 
-def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[torch.Tensor], timesteps: torch.Tensor,
-                  schedule: FlowMatchSchedule, chunk_index: int = 0, context_noise: float = 0.0,
-                  on_step: StepCallback | None = None, phase_norm: bool = False,
-                  project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """Generate one chunk against the cache and commit it. noises: one `[B, C, c, h, w]` per step.
+def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | Sequence[torch.Tensor],
+                  timesteps: torch.Tensor, schedule: FlowMatchSchedule, chunk_index: int = 0,
+                  context_noise: float = 0.0, on_step: StepCallback | None = None, phase_norm: bool = False,
+                  project: Callable[[torch.Tensor], torch.Tensor] | None = None, exit_step: int | None = None,
+                  grad: bool = False) -> torch.Tensor:
+    """Generate one chunk against the cache and commit it: the one chunk loop of streaming and of GR-DMD.
+
+    `noise(i)` gives step i's noise (step 0: the starting noise; step i > 0: the re-noising before it),
+    drawn in step order; a sequence works too (one `[B, C, c, h, w]` per step, the last also noising
+    the clean pass when `context_noise` > 0). The steps run up to `exit_step` (default: all of
+    `timesteps`); with `grad`, the exit step's pass carries gradient (a training rollout), every
+    other pass and the clean KV pass run without.
 
     The cache is written in place; run it inside `cache.transaction()` so an exception from
     `on_step` (a cancel) rolls it back. Returns the clean chunk latents `[B, C, c, h, w]` (float32),
@@ -52,26 +58,34 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noises: Sequence[
     KV pass then writes the normalised chunk), and then mapped by `project` (e.g. the codec round trip
     of `reproject.py`) under the same condition.
     """
-    b, _, c = noises[0].shape[:3]
+    draw = noise if callable(noise) else lambda i: noise[i]
+    last = len(timesteps) - 1 if exit_step is None else exit_step
+    x = draw(0).to(model.device, torch.float32)
+    b, _, c = x.shape[:3]
     plan = cache.plan_chunk(c)
-    attention = CacheAttention(cache, plan)
-    x = noises[0].to(model.device, torch.float32)
+    writer = CacheAttention(cache, plan)  # writes each pass's K/V into the plan's frames
     x0 = x
-    n = len(timesteps)
-    for i in range(n):
+    for i in range(last + 1):
         t = float(timesteps[i])
-        v = model(x, _timesteps(t, b, c, model.device), text, plan.positions, attention).float()
-        x0 = schedule.x0_from_velocity(x, v, t)
+        differentiable = grad and i == last
+        with torch.set_grad_enabled(differentiable):
+            attention = CacheAttention(cache, plan, differentiable=True) if differentiable else writer
+            v = model(x, frame_timesteps(t, c, batch=b, device=model.device), text, plan.positions, attention).float()
+            x0 = schedule.x0_from_velocity(x, v, t)
         if on_step is not None:
-            on_step(StepInfo(chunk_index, i, n, x0))
-        if i + 1 < n:
-            x = schedule.add_noise(x0, noises[i + 1].to(model.device, torch.float32), float(timesteps[i + 1]))
-    if phase_norm:
+            on_step(StepInfo(chunk_index, i, last + 1, x0))
+        if i < last:
+            x = schedule.add_noise(x0.detach(), draw(i + 1).to(model.device, torch.float32), float(timesteps[i + 1]))
+    if phase_norm:  # (inside the gradient of a rollout)
         x0 = guard_chunk(x0, cache, model.cfg.patch_size[1:])
     if project is not None and cache.sliding():
         x0 = project(x0)
-    clean = schedule.add_noise(x0, noises[-1].to(model.device, torch.float32), context_noise) if context_noise else x0
-    model.write_kv(clean, _timesteps(context_noise, b, c, model.device), text, plan.positions, attention)
+    with torch.no_grad():
+        clean = x0.detach()
+        if context_noise:
+            clean = schedule.add_noise(clean, draw(last).to(model.device, torch.float32), context_noise)
+        model.write_kv(clean, frame_timesteps(context_noise, c, batch=b, device=model.device), text, plan.positions,
+                       writer)
     cache.commit(plan)
     return x0
 
@@ -81,7 +95,7 @@ def condition_pass(model: WanDiT, cache: KVCache, text: TextKV, latents: dict[tu
     items = list(latents)
     x = torch.cat([latents[i] for i in items], dim=2)  # [B, C, n, h, w]
     plan = cache.plan_conditions(items)
-    model.write_kv(x, _timesteps(0.0, x.shape[0], x.shape[2], model.device), text, plan.positions,
+    model.write_kv(x, frame_timesteps(0.0, x.shape[2], batch=x.shape[0], device=model.device), text, plan.positions,
                    CacheAttention(cache, plan))
     cache.commit(plan)
 
@@ -104,11 +118,11 @@ def sample_teacher(model: WanDiT, conditions: torch.Tensor, text: torch.Tensor, 
     x = noise.to(model.device, torch.float32)
     for i in range(num_steps):
         t = float(ts[i])
-        t_frames = torch.cat([torch.zeros(2 * b, n), torch.full((2 * b, f), t)], dim=1).to(model.device)
+        t_frames = frame_timesteps(t, f, n, batch=2 * b, device=model.device)  # [2B, n + F]
         v = model(torch.cat([cond2, torch.cat([x, x])], dim=2), t_frames, both, positions).float()[:, :, n:]
         v_cond, v_uncond = v[:b], v[b:]
         v = v_uncond + cfg * (v_cond - v_uncond)
         if on_step is not None:
             on_step(StepInfo(0, i, num_steps, schedule.x0_from_velocity(x, v, t)))
-        x = x + (float(ts[i + 1]) - t) / schedule.num_train_timesteps * v  # Euler step in sigma
+        x = schedule.euler_step(x, v, t, ts[i + 1])
     return x

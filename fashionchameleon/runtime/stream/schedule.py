@@ -9,12 +9,32 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["FlowMatchSchedule", "shift_sigma"]
+__all__ = ["FlowMatchSchedule", "shift_sigma", "frame_timesteps"]
 
 
 def shift_sigma(sigma: torch.Tensor | float, shift: float) -> torch.Tensor | float:
     """Shifted sigma: shift*s / (1 + (shift - 1)*s)."""
     return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+def frame_timesteps(t: torch.Tensor | float, frames: int, conditions: int = 0, batch: int | None = None,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """The DiT's per-frame timesteps `[B, conditions + frames]`: 0 for the clean condition frames first,
+    then `t` for each of the `frames` video frames.
+
+    `t` is a float (then `batch` is required), one timestep per clip `[B]`, or one per video frame
+    `[B, frames]`.
+    """
+    if isinstance(t, torch.Tensor):
+        t = t.to(device if device is not None else t.device, torch.float32)
+        video = t[:, None].expand(-1, frames) if t.dim() == 1 else t  # [B, frames]
+    else:
+        if batch is None:
+            raise ValueError("frame_timesteps: a float timestep needs the batch size")
+        video = torch.full((batch, frames), float(t), device=device)
+    if not conditions:
+        return video
+    return torch.cat([torch.zeros(video.shape[0], conditions, device=video.device), video], dim=1)
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,10 @@ class FlowMatchSchedule:
 
     def velocity_target(self, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return noise - x0
+
+    def euler_step(self, x_t: torch.Tensor, v: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
+        """One Euler step of the flow ODE in sigma, from timestep `t` to `t_next` (many-step samplers)."""
+        return x_t + (float(t_next) - float(t)) / self.num_train_timesteps * v
 
     def _as(self, t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
         if isinstance(t, torch.Tensor):
