@@ -110,3 +110,68 @@ def test_the_nodes_enter_the_engine_through_its_front_door():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fashionchameleon."):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
     assert not bad, "\n".join(bad)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Engine module -> the engine modules it imports at module level (TYPE_CHECKING blocks left out)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ENGINE.rglob("*.py")):
+        parts = list(path.relative_to(ENGINE).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = set()
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.dump(n.test))]
+        probe = ast.Module(body=top, type_ignores=[])
+        for target, _ in _engine_targets_of(path, probe):
+            graph[name].add(target)
+    known = set(graph)
+    for name, targets in graph.items():  # `from .pkg import module` names a module: keep the longest known name
+        graph[name] = {next((".".join(t.split(".")[:i]) for i in range(len(t.split(".")), 0, -1)
+                             if ".".join(t.split(".")[:i]) in known), t) for t in targets} - {name}
+    return graph
+
+
+def _engine_targets_of(path: Path, tree: ast.Module) -> list[tuple[str, int]]:
+    here = list(path.relative_to(ENGINE).with_suffix("").parts)
+    package = here[:-1]
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)]
+            module = base + (node.module.split(".") if node.module else [])
+            out += [(".".join(module + [a.name]), node.lineno) for a in node.names]
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str]:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        state[n] = 2
+        stack.pop()
+        return []
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return []
+
+
+def test_the_engine_has_no_import_cycles():
+    graph = _module_graph()
+    assert len(graph) >= 40 and "runtime.stream.session" in graph
+    assert "runtime.stream.sampler" in graph["runtime.stream.session"]
+    assert not (cycle := _cycle(graph)), " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
