@@ -22,8 +22,9 @@ from .runtime.embedded import PARTS, EmbeddedModel, load_embedded, trained_strea
 from .runtime.encoders.codec import latent_frame_count, pixel_frame_count
 from .runtime.files.checkpoint import CheckpointError, read_header
 from .runtime.files.dit_loading import build_dit
-from .runtime.files.media import fit_pad_white, load_image, to_uint8
+from .runtime.files.images import load_image, to_uint8
 from .runtime.files.paths import SAMPLES_DIR, WEIGHTS_DIR
+from .runtime.files.resize import fit_pad_white
 from .runtime.stream.rescheduling import SwitchPolicy
 from .runtime.stream.sampler import StepInfo
 from .runtime.stream.seeding import MASK64

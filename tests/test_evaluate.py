@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fashionchameleon.runtime.embedded import EmbeddedModel
-from fashionchameleon.runtime.files.media import save_png
+from fashionchameleon.runtime.files.images import save_png
 from fashionchameleon.lab.metrics.evaluate import (BARS, EvalConfig, build_cases, garment_retrieval, guess_kind,
                                                load_garments, run_eval, switch_metrics, tryoff_retrieval)
 from fashionchameleon.lab.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,

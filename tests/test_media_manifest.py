@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from fashionchameleon.runtime.files import media
+from fashionchameleon.runtime.files import optional_deps
+from fashionchameleon.lab.contact_sheet import render_contact_sheet, save_contact_sheet
 from fashionchameleon.lab.data import (ManifestConfig, ManifestDataset, ManifestError, caption_order, parse_prompt,
                                    stack_samples)
-from fashionchameleon.runtime.files.media import (MediaError, MissingDependency, fit_pad_white, from_uint8, load_image,
-                                    read_video, render_contact_sheet, resize_cover_crop, save_contact_sheet,
-                                    save_png, save_video, to_uint8)
+from fashionchameleon.runtime.files.images import MediaError, from_uint8, load_image, save_png, to_uint8
+from fashionchameleon.runtime.files.optional_deps import MissingDependency
+from fashionchameleon.runtime.files.resize import fit_pad_white, resize_cover_crop
+from fashionchameleon.runtime.files.video_read import read_video
+from fashionchameleon.runtime.files.video_write import save_video
 
 try:
     importlib.import_module("PIL.Image")
@@ -28,7 +31,7 @@ needs_pil = pytest.mark.skipif(not HAS_PIL, reason="Pillow is not installed: pip
 STEP = 2.0 / 255.0  # one uint8 level in [-1, 1]
 RED = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
 BLUE = torch.tensor([-1.0, -1.0, 1.0])[:, None, None]
-MP4 = [b for b in media.video_backends() if b != "gif"]
+MP4 = [b for b in optional_deps.video_backends() if b != "gif"]
 
 
 def _clip(t: int = 12, h: int = 40, w: int = 64) -> torch.Tensor:
@@ -212,9 +215,9 @@ def test_gif_keeps_frame_count_with_identical_frames(tmp_path):
 
 @needs_pil
 def test_without_ffmpeg_or_av_mp4_becomes_gif(tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "_imageio_ffmpeg", lambda: None)
-    monkeypatch.setattr(media, "_av", lambda: None)
-    assert media.video_backends() == ("gif",)
+    monkeypatch.setattr(optional_deps, "find_imageio_ffmpeg", lambda: None)
+    monkeypatch.setattr(optional_deps, "find_av", lambda: None)
+    assert optional_deps.video_backends() == ("gif",)
     path = save_video(tmp_path / "demo.mp4", _clip(3, 8, 8), fps=8)
     assert path == tmp_path / "demo.gif" and path.is_file()
     assert read_video(path)[0].shape == (3, 3, 8, 8)

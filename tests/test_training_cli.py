@@ -90,7 +90,7 @@ def test_world_batches_are_deterministic_and_rank_disjoint():
 
 def test_manifest_source_feeds_the_same_batches(tmp_path):
     from fashionchameleon.runtime.encoders.codec import TinyCodec, TinyCodecConfig
-    from fashionchameleon.runtime.files.media import save_png
+    from fashionchameleon.runtime.files.images import save_png
     from fashionchameleon.lab.synthetic import WorldConfig, make_sample
 
     rows = ["video,prompt,width,height"]

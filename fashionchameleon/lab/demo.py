@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from ..runtime.embedded import WEIGHTS_DIR, EmbeddedModel, load_embedded
-from ..runtime.files.media import save_contact_sheet, save_video
+from ..runtime.files.video_write import save_video
+from .contact_sheet import save_contact_sheet
 from .metrics.descriptors import foreground_mask
 from .metrics.motion import motion_amplitude, switch_continuity
 from .metrics.retrieval import render_retrieval

@@ -72,7 +72,7 @@ def build_sample_set(size: int = 128) -> SampleSet:
 
 def export_sample_set(out_dir: str | Path, size: int = 128) -> list[Path]:
     """Write the sample PNGs and a `samples.json` index; returns the written paths."""
-    from ..runtime.files.media import save_png
+    from ..runtime.files.images import save_png
 
     s = build_sample_set(size)
     out = Path(out_dir)
@@ -91,7 +91,7 @@ def export_sample_set(out_dir: str | Path, size: int = 128) -> list[Path]:
 def load_sample_inputs(samples: str | Path = SAMPLES_DIR) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], str]:
     """The exported sample files: references `[2, 3, S, S]` (front, back), per outfit {kind: flat-lay
     `[3, S, S]`}, and the prompt; images in [-1, 1]."""
-    from ..runtime.files.media import load_image
+    from ..runtime.files.images import load_image
 
     samples = Path(samples)
     index = json.loads((samples / "samples.json").read_text())

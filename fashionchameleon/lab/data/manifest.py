@@ -41,7 +41,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ...runtime.files.media import fit_pad_white, from_uint8, load_image, read_video_uint8, resize_cover_crop
+from ...runtime.files.images import from_uint8, load_image
+from ...runtime.files.resize import fit_pad_white, resize_cover_crop
+from ...runtime.files.video_read import read_video_uint8
 
 __all__ = ["SLOTS", "CAPTION_KEYS", "ManifestError", "ManifestConfig", "ManifestRow", "ManifestSample",
            "ManifestBatch", "ManifestDataset", "parse_prompt", "caption_order", "stack_samples"]

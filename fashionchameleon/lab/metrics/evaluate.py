@@ -377,7 +377,7 @@ def guess_kind(image: Tensor) -> str:
 
 def load_garments(directory: str | Path, kind: str | None = None, max_side: int = 256) -> list[tuple[str, Garment]]:
     """Every image file in `directory` as (file name, Garment); `kind` "upper"/"lower", or guessed per file."""
-    from ...runtime.files.media import load_image
+    from ...runtime.files.images import load_image
 
     root = Path(directory).expanduser()
     if not root.is_dir():
