@@ -10,11 +10,14 @@ import torch
 
 from fashionchameleon.runtime.embedded import EmbeddedModel
 from fashionchameleon.runtime.files.images import save_png
-from fashionchameleon.lab.metrics.evaluate import (BARS, EvalConfig, build_cases, garment_retrieval, guess_kind,
-                                               load_garments, run_eval, switch_metrics, tryoff_retrieval)
+from fashionchameleon.lab.metrics.cases import build_cases
+from fashionchameleon.lab.metrics.config import BARS, EvalConfig
+from fashionchameleon.lab.metrics.evaluate import run_eval
 from fashionchameleon.lab.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
                                                  Switch, TeacherGenerator, plan_of, render_frames)
 from fashionchameleon.lab.metrics.report import markdown_table, read_json, write_report
+from fashionchameleon.lab.metrics.scores import garment_retrieval, switch_metrics, tryoff_retrieval
+from fashionchameleon.lab.metrics.user_garments import guess_kind, load_garments
 from fashionchameleon.lab.synthetic import (TEXTURE_FAMILIES, WorldConfig, flat_lay, make_sample, outfit_flat_lay,
                                         sample_garment)
 

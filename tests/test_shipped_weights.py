@@ -42,7 +42,9 @@ GARMENT_BAR = 0.90
 @pytest.fixture(scope="module")
 def student_garment_retrieval() -> float:
     from fashionchameleon.runtime.embedded import load_embedded
-    from fashionchameleon.lab.metrics.evaluate import EvalConfig, build_cases, garment_retrieval
+    from fashionchameleon.lab.metrics.cases import build_cases
+    from fashionchameleon.lab.metrics.config import EvalConfig
+    from fashionchameleon.lab.metrics.scores import garment_retrieval
     from fashionchameleon.lab.metrics.generators import StudentGenerator
 
     cfg = EvalConfig.quick(samples=6)  # quick: every 2nd frame judged

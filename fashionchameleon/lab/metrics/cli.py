@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 
 from ...runtime.cpu_memory import keep_freed_memory
-from .evaluate import SECTIONS, EvalConfig, load_garments, run_eval
+from .config import SECTIONS, EvalConfig
+from .evaluate import run_eval
 from .report import markdown_table, write_report
+from .user_garments import load_garments
 
 __all__ = ["add_parser", "main", "load_model"]
 

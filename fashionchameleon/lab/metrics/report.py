@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .evaluate import BARS, finite
+from .config import BARS
+from .evaluate import finite
 
 __all__ = ["COLUMNS", "markdown_table", "markdown_report", "write_json", "read_json", "write_report"]
 
