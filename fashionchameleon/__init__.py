@@ -25,6 +25,8 @@ from .runtime.files.dit_loading import build_dit
 from .runtime.files.images import load_image, to_uint8
 from .runtime.files.paths import SAMPLES_DIR, WEIGHTS_DIR
 from .runtime.files.resize import fit_pad_white
+from .runtime.rules import (SLOTS, InputRuleError, check_image_size, check_slot_names, check_stream_slots,
+                            require_student)
 from .runtime.stream.rescheduling import SwitchPolicy
 from .runtime.stream.sampler import StepInfo
 from .runtime.stream.seeding import MASK64
@@ -36,4 +38,5 @@ __all__ = ["DTYPE_NAMES", "PRESETS", "ModelConfig", "StreamConfig", "infer_confi
            "PARTS", "EmbeddedModel", "load_embedded", "trained_stream_config", "latent_frame_count",
            "pixel_frame_count", "CheckpointError", "build_dit", "read_header", "fit_pad_white", "load_image",
            "to_uint8", "SAMPLES_DIR", "WEIGHTS_DIR", "SwitchPolicy", "StepInfo", "MASK64", "Cancelled", "Chunk",
-           "StreamSession", "try_off", "__version__"]
+           "StreamSession", "try_off", "SLOTS", "InputRuleError", "check_image_size", "check_slot_names",
+           "check_stream_slots", "require_student", "__version__"]

@@ -9,10 +9,15 @@
     load_sample.py      FashionChameleon sample image       -> IMAGE (a bundled sample from workflows/samples)
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
-    checks.py           input checks (images, whole-number widgets): errors name the input and the fix
+    checks.py           input checks (images, whole-number widgets, FC_MODEL / FC_STREAM) and the engine's
+                        input rules in the nodes' words: errors name the input and the fix
     memory.py           out-of-memory errors re-raised with the settings that help
     folders.py          model folders (paths kept inside them); parse.py: the text widgets
-    bridge.py           ComfyUI VAE / CONDITIONING -> the engine's codec / prompt encoder (real-scale DiTs)
+  real-scale DiTs (ComfyUI's VAE / CONDITIONING as the engine's codec / prompt encoder):
+    vae_codec.py        a ComfyUI video VAE -> the engine's latent codec (two streaming-decode strategies)
+    latent_stats.py     the latent normalisation, with the Wan statistics read from ComfyUI
+    conditioning.py     CONDITIONING -> the engine's prompt encoder
+    fit.py              what a stream uses (codec, prompt encoder, fps) and the checks that they fit the DiT
 
 This is the only code that imports ComfyUI; the engine (`fashionchameleon/`) never does.
 """

@@ -12,19 +12,30 @@ Policy for IMAGE inputs (documented in the README, "Errors and what they mean"):
                          a video-size image with a side above `MAX_SIDE`
 
 Garments are fitted to the reference size (resized, padded with white) whatever their size, so
-they have no size limit of their own. Pure torch; no ComfyUI import.
+they have no size limit of their own.
+
+Input rules the engine owns (garment slots, image size, a student: `fashionchameleon.runtime.rules`)
+are not written again here: the nodes call the engine's rule inside `rule_input(message)`, which
+re-raises its `InputRuleError` in the node's words (the input's name and the fix) from the facts
+the error carries. Also here: the FC_MODEL / FC_STREAM checks (`require_*`). No ComfyUI import of
+its own (FCStream comes from types.py).
 """
 from __future__ import annotations
 
 import logging
 import numbers
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
 
-from ..fashionchameleon import MASK64
+from .. import fashionchameleon as fc
+from ..fashionchameleon import MASK64, InputRuleError, check_stream_slots
+from .types import FCStream
 
-__all__ = ["RANGE_TOLERANCE", "MAX_SIDE", "MAX_SEED", "check_image", "check_int"]
+__all__ = ["RANGE_TOLERANCE", "MAX_SIDE", "MAX_SEED", "check_image", "check_int", "rule_input", "check_slot",
+           "require_model", "require_student", "require_stream", "require_same_model"]
 
 log = logging.getLogger("fashionchameleon.nodes")
 
@@ -118,3 +129,76 @@ def check_int(value: object, name: str, low: int, high: int, fix: str) -> int:
     if not low <= value <= high:
         raise ValueError(f"{name}: must be from {low} to {high}, got {value}; {fix}")
     return int(value)
+
+
+# ----------------------------------------------------------------------------------- the engine's rules, in node words
+@contextmanager
+def rule_input(message: Callable[[dict[str, Any]], str]) -> Iterator[None]:
+    """Run an engine rule (`fashionchameleon.runtime.rules`) in this block; its `InputRuleError` becomes a
+    ValueError worded by `message(facts)`, which names the node's input and the fix."""
+    try:
+        yield
+    except InputRuleError as exc:
+        raise ValueError(message(exc.facts)) from None
+
+
+def check_slot(slot: str, slots: tuple[str, ...], name: str) -> str:
+    """`slot` if the stream has it (engine rule: `check_stream_slots`); else an error naming the input `name`."""
+    with rule_input(lambda f: f"{name}: garment slot {slot!r} is not in this stream; its slots are {list(f['slots'])}. "
+                              f"A stream started with one garment has 'full'; one started with 'garment_lower' too "
+                              f"has 'upper' and 'lower'"):
+        check_stream_slots((slot,), slots)
+    return slot
+
+
+# ----------------------------------------------------------------------------------- FC_MODEL and FC_STREAM inputs
+def require_model(model: object, node: str) -> None:
+    """Fail with a readable message when something other than an FC_MODEL arrives."""
+    if not all(hasattr(model, a) for a in ("codec", "text", "student", "tryoff", "session")):
+        raise TypeError(f"{node}: 'model' must come from 'Load FashionChameleon model' (FC_MODEL), got "
+                        f"{type(model).__name__}")
+
+
+def require_student(model: object, node: str):
+    """The model's causal student DiT (engine rule: `require_student`); else an error that says what to load."""
+    with rule_input(lambda f: f"{node}: this model has no causal student DiT, which streaming needs (it has: "
+                              f"{', '.join(f['have']) or 'no DiT'}); load the embedded model or a student checkpoint"):
+        return fc.require_student(model)
+
+
+def require_stream(stream: object, node: str) -> FCStream:
+    if not isinstance(stream, FCStream):
+        raise TypeError(f"{node}: 'stream' must be an FC_STREAM from 'FashionChameleon stream generate', got "
+                        f"{type(stream).__name__}")
+    return stream
+
+
+def _describe(dit) -> str:
+    if dit is None:
+        return "no causal student DiT"
+    cfg = dit.cfg
+    dtype = str(dit.dtype).replace("torch.", "")
+    return f"DiT {cfg.name!r}: {cfg.num_layers} layers x {cfg.dim}, {dtype} on {dit.device}"
+
+
+def _same_weights(a, b) -> bool:
+    """Two DiTs with one config, dtype and device whose first and last weights are equal (e.g. one file loaded
+    twice); comparing a few tensors is enough to tell different checkpoints apart."""
+    if a.cfg != b.cfg or a.dtype != b.dtype or a.device != b.device:
+        return False
+    pa, pb = list(a.parameters()), list(b.parameters())
+    return len(pa) == len(pb) and all(torch.equal(x, y) for x, y in zip(pa[:1] + pa[-2:], pb[:1] + pb[-2:]))
+
+
+def require_same_model(stream: FCStream, model: object, node: str) -> None:
+    """A continued stream keeps the DiT it was started with; refuse a connected model whose DiT is another one."""
+    mine, connected = stream.session.model, getattr(model, "student", None)
+    if connected is mine or (connected is not None and _same_weights(mine, connected)):
+        return
+    theirs = _describe(connected)
+    if connected is not None and connected.cfg == mine.cfg:
+        theirs += ", the same architecture with other weights"
+    raise ValueError(f"{node}: model: this stream was started with another model (the stream's {_describe(mine)}; "
+                     f"the connected model's {theirs}). A stream keeps the model it was started with: connect the "
+                     f"'Load FashionChameleon model' node that started it, or start a new stream with this model "
+                     f"(connect 'reference' and 'garment' instead of 'stream')")

@@ -4,8 +4,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..fashionchameleon import SwitchPolicy
-from .checks import check_int
-from .types import CATEGORY, FC_STREAM, SLOTS, check_slot, require_stream
+from .checks import check_int, check_slot, require_stream
+from .types import CATEGORY, FC_STREAM, SLOTS
 
 NODE = "FashionChameleon KV refresh"
 REFRESH = ("all", "none", *SLOTS)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from .types import SLOTS, check_slot
+from ..fashionchameleon import check_slot_names as known_slots
+from .checks import check_slot, rule_input
 
 __all__ = ["parse_frames", "check_slot_names", "parse_slots", "pair_switches"]
 
@@ -39,11 +40,8 @@ def parse_frames(text: str | None) -> list[int]:
 
 def check_slot_names(text: str | None) -> list[str]:
     """The slot names in `text`; unknown names are an error."""
-    slots = _items(text)
-    bad = [s for s in slots if s not in SLOTS]
-    if bad:
-        raise ValueError(f"switch_slots: unknown garment slot(s) {bad}; slots are {list(SLOTS)}")
-    return slots
+    with rule_input(lambda f: f"switch_slots: unknown garment slot(s) {f['unknown']}; slots are {list(f['slots'])}"):
+        return known_slots(_items(text))
 
 
 def parse_slots(text: str | None, count: int, stream_slots: tuple[str, ...]) -> list[str]:

@@ -5,13 +5,15 @@ import torch
 
 from comfy_api.latest import io
 
-from . import bridge, host
-from .checks import MAX_SEED, MAX_SIDE, check_int
+from . import host
+from .checks import (MAX_SEED, MAX_SIDE, check_int, require_model, require_same_model, require_stream,
+                     require_student)
+from .conditioning import CONDITIONING_PROMPT
 from .convert import fit_garment, image_to_engine, single_image, video_to_image
+from .fit import check_image_size, stream_fps, stream_parts
 from .memory import STREAM_ADVICE, reporting_oom
 from .parse import check_slot_names, pair_switches, parse_frames, parse_slots
-from .types import (CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream, require_model, require_same_model,
-                    require_stream)
+from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream
 
 NODE = "FashionChameleon stream generate"
 MAX_FRAMES = 100_000  # per node run; longer videos chain nodes through the 'stream' output
@@ -172,10 +174,7 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae
     if reference is None or garment is None:
         raise ValueError(f"{NODE}: connect 'reference' and 'garment' to start a stream, or connect 'stream' to "
                          f"continue one")
-    if model.student is None:
-        have = ", ".join(p for p in ("teacher", "tryoff") if getattr(model, p) is not None) or "no DiT"
-        raise ValueError(f"{NODE}: this model has no causal student DiT, which streaming needs (it has: {have}); "
-                         f"load the embedded model or a student checkpoint")
+    student = require_student(model, NODE)
     refs = image_to_engine(reference, "reference", MAX_SIDE)  # [N, 3, H, W]: the views
     size = tuple(refs.shape[-2:])
     first = fit_garment(single_image(image_to_engine(garment, "garment"), "garment"), size)
@@ -185,12 +184,12 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae
         lower = fit_garment(single_image(image_to_engine(garment_lower, "garment_lower"), "garment_lower"), size)
         garments = {"upper": first, "lower": lower}
     # the model's own codec and prompt encoder, or ComfyUI's VAE / CONDITIONING for a real-scale DiT
-    codec, text = bridge.stream_parts(model, model.student.cfg, vae, conditioning, NODE)
-    bridge.check_image_size(size, codec, model.student.cfg, NODE)
+    codec, text = stream_parts(model, student.cfg, vae, conditioning, NODE)
+    check_image_size(size, codec, student.cfg, NODE)
     if conditioning is not None:
-        prompt = bridge.CONDITIONING_PROMPT
+        prompt = CONDITIONING_PROMPT
     session = model.session(refs, garments, prompt, int(seed), codec=codec, prompt_encoder=text)
-    return FCStream(session, bridge.stream_fps(codec, float(getattr(model, "fps", DEFAULT_FPS))))
+    return FCStream(session, stream_fps(codec, float(getattr(model, "fps", DEFAULT_FPS))))
 
 
 def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slots: str | None) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from .checks import check_slot, require_stream
 from .convert import fit_garment, image_to_engine, single_image
-from .types import CATEGORY, DEFAULT_POLICY, FC_STREAM, POLICIES, SLOTS, check_slot, require_stream
+from .types import CATEGORY, DEFAULT_POLICY, FC_STREAM, POLICIES, SLOTS
 
 NODE = "FashionChameleon swap garment"
 

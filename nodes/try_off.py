@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..fashionchameleon import try_off
-from . import bridge, host
-from .checks import MAX_SEED, MAX_SIDE, check_int
+from ..fashionchameleon import check_image_size, check_slot_names, try_off
+from . import host
+from .checks import MAX_SEED, MAX_SIDE, check_int, require_model, rule_input
 from .convert import engine_to_image, image_to_engine
+from .fit import check_codec_fit
 from .memory import TRYOFF_ADVICE, reporting_oom
-from .types import CATEGORY, FC_MODEL, SLOTS, require_model
+from .types import CATEGORY, FC_MODEL, SLOTS
+from .vae_codec import ComfyVAECodec
 
 NODE = "FashionChameleon try-off"
 MAX_STEPS = 200
@@ -48,21 +50,20 @@ class TryOff(io.ComfyNode):
     @classmethod
     def execute(cls, model, person, slot: str = "full", seed: int = 0, steps: int = 30, vae=None) -> io.NodeOutput:
         require_model(model, NODE)
-        if slot not in SLOTS:
-            raise ValueError(f"slot: unknown garment slot {slot!r}; choose one of {list(SLOTS)}")
+        with rule_input(lambda f: f"slot: unknown garment slot {slot!r}; choose one of {list(f['slots'])}"):
+            check_slot_names((slot,))
         seed = check_int(seed, "seed", 0, MAX_SEED, "use a seed from the widget's range")
         steps = check_int(steps, "steps", 1, MAX_STEPS, "about 30 steps is the usual choice")
         if model.tryoff is None:
             raise ValueError(f"{NODE}: this model has no try-off DiT; load the embedded model with its "
                              f"tryoff.safetensors, or a try-off checkpoint")
-        codec = bridge.ComfyVAECodec(vae) if vae is not None else model.codec
-        bridge.check_codec_fit(codec, model.tryoff.cfg, vae is not None, NODE)
+        codec = ComfyVAECodec(vae) if vae is not None else model.codec
+        check_codec_fit(codec, model.tryoff.cfg, vae is not None, NODE)
         images = image_to_engine(person, "person", MAX_SIDE)  # [B, 3, H, W]
-        unit = codec.spatial_factor * model.tryoff.cfg.patch_size[1]
         h, w = images.shape[-2:]
-        if h % unit or w % unit:
-            raise ValueError(f"person: the image is {h}x{w}; width and height must be multiples of {unit} for this "
-                             f"model (resize or crop it first)")
+        with rule_input(lambda f: f"person: the image is {h}x{w}; width and height must be multiples of {f['unit']} "
+                                  f"for this model (resize or crop it first)"):
+            check_image_size((h, w), codec, model.tryoff.cfg)
         set_progress = host.simple_progress(steps)
         host.check_interrupt()
 

@@ -1,7 +1,8 @@
 """A small stand-in for the parts of ComfyUI the node layer uses, for unit tests without ComfyUI.
 
 Modules built here: `comfy`, `comfy.utils` (ProgressBar and its global hook), `comfy.model_management`
-(devices, dtype, interrupts, model loading), `comfy.cli_args` (preview settings), `comfy_api`, `comfy_api.latest`
+(devices, dtype, interrupts, model loading), `comfy.cli_args` (preview settings), `comfy.latent_formats` (the
+Wan latent statistics), `comfy_api`, `comfy_api.latest`
 (`ComfyExtension`, `io`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
 `comfy_api/latest/_io.py` keyword for keyword (only the types the pack uses), so that a misspelt
 option fails here as it would in ComfyUI. Behaviour is the minimum the tests need: the progress bar
@@ -290,6 +291,46 @@ def _cli_args() -> types.ModuleType:
     return cli
 
 
+
+# ----------------------------------------------------------------------------------- comfy.latent_formats
+# Wan's per-channel latent statistics (16 channels: Wan 2.1 VAE, 48: Wan 2.2 VAE), the values ComfyUI 0.8 and later
+# hold in `comfy.latent_formats.Wan21` / `Wan22`: set per instance, as tensors [1, C, 1, 1, 1], with scale_factor 1.
+WAN21_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+              0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
+WAN21_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+             3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
+WAN22_MEAN = (-0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557,
+              -0.1382, 0.0542, 0.2813, 0.0891, 0.1570, -0.0098, 0.0375, -0.1825,
+              -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
+              -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230,
+              -0.0313, -0.1649, 0.0117, 0.0723, -0.2839, -0.2083, -0.0520, 0.3748,
+              0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667)
+WAN22_STD = (0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013,
+             0.8158, 1.0344, 0.5894, 1.0901, 0.6885, 0.6165, 0.8454, 0.4978,
+             0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
+             0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093,
+             0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458, 1.6887,
+             0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744)
+
+
+def _latent_format(name: str, mean: tuple[float, ...], std: tuple[float, ...]) -> type:
+    channels = len(mean)
+
+    def __init__(self):
+        self.scale_factor = 1.0
+        self.latents_mean = torch.tensor(mean).view(1, channels, 1, 1, 1)
+        self.latents_std = torch.tensor(std).view(1, channels, 1, 1, 1)
+
+    return type(name, (), {"latent_channels": channels, "latent_dimensions": 3, "__init__": __init__})
+
+
+def _latent_formats() -> types.ModuleType:
+    formats = types.ModuleType("comfy.latent_formats")
+    formats.Wan21 = _latent_format("Wan21", WAN21_MEAN, WAN21_STD)
+    formats.Wan22 = _latent_format("Wan22", WAN22_MEAN, WAN22_STD)
+    return formats
+
+
 # ----------------------------------------------------------------------------------- folder_paths
 def _folder_paths(models_dir: Path) -> types.ModuleType:
     fp = types.ModuleType("folder_paths")
@@ -348,8 +389,8 @@ def stub_modules(models_dir: Path) -> dict[str, types.ModuleType]:
     """The stand-in modules, keyed by their `sys.modules` names."""
     comfy = types.ModuleType("comfy")
     comfy.__path__ = []
-    mm, utils, cli = _model_management(), _utils(), _cli_args()
-    comfy.model_management, comfy.utils, comfy.cli_args = mm, utils, cli
+    mm, utils, cli, formats = _model_management(), _utils(), _cli_args(), _latent_formats()
+    comfy.model_management, comfy.utils, comfy.cli_args, comfy.latent_formats = mm, utils, cli, formats
     api = types.ModuleType("comfy_api")
     api.__path__ = []
     latest = types.ModuleType("comfy_api.latest")
@@ -358,6 +399,7 @@ def stub_modules(models_dir: Path) -> dict[str, types.ModuleType]:
     latest.ComfyExtension = ComfyExtension
     api.latest = latest
     return {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils, "comfy.cli_args": cli,
+            "comfy.latent_formats": formats,
             "comfy_api": api, "comfy_api.latest": latest, "comfy_api.latest.io": latest.io,
             "folder_paths": _folder_paths(models_dir)}
 

@@ -34,7 +34,8 @@ PER_CHUNK = 6
 NODE_MODULES = {"ext": "nodes.extension", "types": "nodes.types", "convert": "nodes.convert",
                 "folders": "nodes.folders", "load": "nodes.load_teacher", "gen": "nodes.stream_generate",
                 "swap": "nodes.swap_garment", "kv": "nodes.kv_refresh", "tryoff": "nodes.try_off",
-                "sample": "nodes.load_sample", "bridge": "nodes.bridge", "checks": "nodes.checks",
+                "sample": "nodes.load_sample", "vae_codec": "nodes.vae_codec", "latent_stats": "nodes.latent_stats",
+                "conditioning": "nodes.conditioning", "fit": "nodes.fit", "checks": "nodes.checks",
                 "memory": "nodes.memory", "parse": "nodes.parse"}
 # namespace attribute -> engine module of the pack ("fc" is the front door the nodes import)
 ENGINE_MODULES = {"fc": "fashionchameleon", "model": "fashionchameleon.runtime.dit.model",

@@ -1,9 +1,12 @@
-"""The real-scale bridge (nodes/bridge.py): a ComfyUI VAE as the engine codec, CONDITIONING as its prompt encoder.
+"""The real-scale bridge: a ComfyUI VAE as the engine codec (nodes/vae_codec.py, latent_stats.py), CONDITIONING as
+its prompt encoder (nodes/conditioning.py), and the checks that they fit the DiT (nodes/fit.py).
 
 A fake ComfyUI VAE (tests/fake_vae.py) with a tiny causal decoder that keeps a real feature cache
 stands in for the Wan VAEs; the pack is loaded against the ComfyUI stand-in (tests/comfy_stubs.py).
 """
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
@@ -19,7 +22,7 @@ C, TEXT_DIM, TEXT_LEN = 6, 24, 5  # the micro "real-scale" DiT: not the embedded
 @pytest.fixture
 def known(host, monkeypatch):
     """Register the fake first-stage models as recognised decoders (as the Wan VAE classes are)."""
-    b = host.bridge
+    b = host.vae_codec
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE21), b.DecoderSpec(patch=1, first_chunk_flag=False))
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE22), b.DecoderSpec(patch=2, first_chunk_flag=True))
 
@@ -43,7 +46,7 @@ def _stream_decode(codec, latents: torch.Tensor, sizes: list[int]):
 @pytest.mark.parametrize("version,spatial", [("2.1", 4), ("2.2", 8)])
 def test_kept_cache_streaming_equals_one_whole_decode_and_per_call_decode_does_not(host, known, version, spatial):
     vae = FakeVAE(version, latent_channels=C, spatial=spatial, seed=1)
-    codec = host.bridge.ComfyVAECodec(vae)
+    codec = host.vae_codec.ComfyVAECodec(vae)
     assert codec.strategy == "kept cache" and codec.causal_first_frame and codec.temporal_factor == 4
     z = _latents(2, 7, hw=SIZE // spatial)
     whole, _ = codec.decode(z)
@@ -61,7 +64,7 @@ def test_kept_cache_streaming_equals_one_whole_decode_and_per_call_decode_does_n
 
 
 def test_decoding_twice_from_one_state_gives_the_same_frames_and_leaves_the_state_as_it_was(host, known):
-    codec = host.bridge.ComfyVAECodec(FakeVAE("2.2", latent_channels=C, spatial=8, seed=3))
+    codec = host.vae_codec.ComfyVAECodec(FakeVAE("2.2", latent_channels=C, spatial=8, seed=3))
     z = _latents(4, 6, hw=2)
     _, state = codec.decode(z[:, :, :3])
     before = [s.clone() if isinstance(s, torch.Tensor) else s for s in state.slots]
@@ -82,9 +85,9 @@ def test_an_unrecognised_vae_decodes_per_segment_with_the_same_frames(host, know
         pass
 
     vae = FakeVAE(latent_channels=C, seed=6, model_class=OtherVAE)
-    codec = host.bridge.ComfyVAECodec(vae)
+    codec = host.vae_codec.ComfyVAECodec(vae)
     assert codec.strategy == "segment re-decode"
-    kept = host.bridge.ComfyVAECodec(FakeVAE(latent_channels=C, seed=6))
+    kept = host.vae_codec.ComfyVAECodec(FakeVAE(latent_channels=C, seed=6))
     z = _latents(7, 7)
     streamed, states = _stream_decode(codec, z, [3, 3, 1])
     whole, _ = kept.decode(z)
@@ -96,28 +99,53 @@ def test_an_unrecognised_vae_decodes_per_segment_with_the_same_frames(host, know
 
 # ----------------------------------------------------------------------------------- encoding
 def test_encoding_treats_each_clip_as_one_vae_call_and_applies_the_wan_normalisation(host, known):
-    b = host.bridge
+    stats_for = host.latent_stats.stats_for
     vae = FakeVAE(latent_channels=16, seed=8)
-    codec = b.ComfyVAECodec(vae)
-    assert codec.stats is b.WAN21_STATS and b.stats_for(48) is b.WAN22_STATS
-    assert b.stats_for(C).name == "none"
+    codec = host.vae_codec.ComfyVAECodec(vae)
+    wan21 = sys.modules["comfy.latent_formats"].Wan21()  # the host's table (the stand-in's, in these tests)
+    assert codec.stats == stats_for(16) and codec.stats.name == "Wan 2.1 VAE" and len(stats_for(48).mean) == 48
+    assert stats_for(48).name == "Wan 2.2 VAE" and stats_for(C).name == "none"
     video = torch.rand(2, 3, 5, SIZE, SIZE, generator=torch.Generator().manual_seed(9)) * 2 - 1
     kept = video.clone()
     z = codec.encode_video(video)
     assert z.shape == (2, 16, 2, 4, 4) and torch.equal(video, kept)
-    mean = torch.tensor(b.WAN21_STATS.mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(b.WAN21_STATS.std).view(1, -1, 1, 1, 1)
     for i in range(2):  # IMAGE [T, H, W, 3] in 0..1 per clip, as ComfyUI's VAEEncode would pass it
         raw = vae.encode((video[i].permute(1, 2, 3, 0) + 1) / 2)
-        assert torch.allclose(z[i:i + 1], (raw - mean) / std, atol=1e-5)
-    assert torch.allclose(b.WAN21_STATS.normalise(b.WAN21_STATS.denormalise(z)), z, atol=1e-5)
+        assert torch.allclose(z[i:i + 1], (raw - wan21.latents_mean) / wan21.latents_std, atol=1e-5)
+    assert torch.allclose(codec.stats.normalise(codec.stats.denormalise(z)), z, atol=1e-5)
     image = codec.encode_image(video[:, :, 0])
     assert image.shape == (2, 16, 1, 4, 4) and torch.allclose(image, codec.encode_video(video[:, :, :1]))
 
 
+
+def test_the_wan_statistics_are_read_from_comfyui_when_a_codec_is_built(host, monkeypatch):
+    """No copy of ComfyUI's tables in the pack: a changed host table (or scale factor) is what the codec uses."""
+    formats, stats_for = sys.modules["comfy.latent_formats"], host.latent_stats.stats_for
+    wan21 = formats.Wan21()
+    assert stats_for(16).mean == tuple(wan21.latents_mean.flatten().tolist())
+    assert stats_for(16).std == tuple(wan21.latents_std.flatten().tolist())
+
+    class Shifted(formats.Wan22):  # what a later ComfyUI could hold: other numbers, a scale factor
+        def __init__(self):
+            super().__init__()
+            self.latents_mean, self.scale_factor = self.latents_mean + 1.0, 2.0
+
+    monkeypatch.setattr(formats, "Wan22", Shifted)
+    codec = host.vae_codec.ComfyVAECodec(FakeVAE("2.2", latent_channels=48, spatial=8, seed=0))
+    z = torch.randn(1, 48, 2, 2, 2, generator=torch.Generator().manual_seed(1))
+    host_in = (z - Shifted().latents_mean) * 2.0 / Shifted().latents_std  # ComfyUI's process_in
+    assert codec.stats.name == "Wan 2.2 VAE" and torch.allclose(codec.stats.normalise(z), host_in, atol=1e-5)
+
+    class Bare:  # a ComfyUI whose class lost its statistics: a clear error, not unnormalised latents
+        scale_factor = 1.0
+
+    monkeypatch.setattr(formats, "Wan21", Bare)
+    with pytest.raises(RuntimeError, match=r"comfy\.latent_formats\.Wan21 has no latent statistics .* update ComfyUI"):
+        host.vae_codec.ComfyVAECodec(FakeVAE(latent_channels=16))
+
 def test_shapes_that_do_not_fit_are_refused_with_the_fix(host, known):
-    b = host.bridge
-    codec = b.ComfyVAECodec(FakeVAE(latent_channels=C))
+    b = host.fit
+    codec = host.vae_codec.ComfyVAECodec(FakeVAE(latent_channels=C))
     with pytest.raises(ValueError, match="nearest valid: 5 or 9"):
         codec.encode_video(torch.zeros(1, 3, 6, SIZE, SIZE))
     with pytest.raises(ValueError, match="not a multiple of the VAE's spatial factor 4"):
@@ -125,7 +153,7 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(host, known):
     image_vae = FakeVAE()
     image_vae.latent_dim = 2
     with pytest.raises(ValueError, match="video VAE"):
-        b.ComfyVAECodec(image_vae)
+        host.vae_codec.ComfyVAECodec(image_vae)
     cfg = host.E.config.ModelConfig(name="m", dim=32, ffn_dim=64, num_heads=2, num_layers=1, in_dim=48, out_dim=48,
                                     text_dim=4096, text_len=8, freq_dim=32)
     with pytest.raises(ValueError, match=r"makes 6-channel latents, but this DiT takes 48.*Wan 2\.2 VAE"):
@@ -136,7 +164,7 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(host, known):
 
 # ----------------------------------------------------------------------------------- conditioning
 def test_conditioning_becomes_the_context_and_the_empty_prompt_the_negative(host):
-    b = host.bridge
+    b = host.conditioning
     cond = torch.randn(1, 3, TEXT_DIM)
     neg = torch.randn(1, 7, TEXT_DIM)
     conditioning, negative = [[cond, {"pooled_output": None}]], [[neg, {}]]
@@ -197,8 +225,8 @@ def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_condition
     frames, stream, fps = _generate(host, wan_model, 21, vae=vae, conditioning=cond)
     assert frames.shape == (21, SIZE, SIZE, 3) and 0 <= frames.min() and frames.max() <= 1  # 9 + 12 frames
     assert stream.frames_generated == 21 and vae.patcher in host.mm.loaded
-    assert isinstance(stream.session.codec, host.bridge.ComfyVAECodec)
-    assert stream.session.prompt == host.bridge.CONDITIONING_PROMPT
+    assert isinstance(stream.session.codec, host.vae_codec.ComfyVAECodec)
+    assert stream.session.prompt == host.conditioning.CONDITIONING_PROMPT
     # the streamed frames are exactly one whole-clip decode of the stream's latents
     person = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
     session = wan_model.session(person, {"full": torch.zeros(3, SIZE, SIZE)}, "x", 0, codec=stream.session.codec,
@@ -259,7 +287,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
 
 
 def test_fps_output_follows_the_wan_family_of_a_connected_vae(host):
-    stream_fps = host.bridge.stream_fps
-    assert stream_fps(host.bridge.ComfyVAECodec(FakeVAE("2.2", latent_channels=48, spatial=8, seed=0)), 16.0) == 24.0
-    assert stream_fps(host.bridge.ComfyVAECodec(FakeVAE("2.1", latent_channels=16, spatial=4, seed=0)), 16.0) == 16.0
+    stream_fps, codec = host.fit.stream_fps, host.vae_codec.ComfyVAECodec
+    assert stream_fps(codec(FakeVAE("2.2", latent_channels=48, spatial=8, seed=0)), 16.0) == 24.0
+    assert stream_fps(codec(FakeVAE("2.1", latent_channels=16, spatial=4, seed=0)), 16.0) == 16.0
     assert stream_fps(object(), 16.0) == 16.0  # the embedded codec: the model's own rate

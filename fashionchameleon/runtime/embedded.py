@@ -19,6 +19,7 @@ from .encoders.codec import LatentCodec, TinyCodec, TinyCodecConfig
 from .config import TRAINED_STREAM_KEY, StreamConfig
 from .dit.model import WanDiT
 from .stream.reproject import reprojectable
+from .rules import require_student
 from .stream.session import StreamSession
 from .files.paths import WEIGHTS_DIR
 from .encoders.text import PromptEncoder, TinyPromptEncoder, TinyTextConfig
@@ -82,10 +83,7 @@ class EmbeddedModel:
         encoder, which a real-scale DiT needs). The student's own stream settings are used unless
         `config` is given; their codec re-projection is left out with a causal `codec` (a real VAE).
         """
-        dit = model or self.student
-        if dit is None:
-            raise FileNotFoundError("the embedded student is not in the weights folder; train it "
-                                    "(python -m fashionchameleon train dmd) or copy student.safetensors there")
+        dit = model or require_student(self)
         codec = codec or self.codec
         if config is None and self.stream_config.reproject and not reprojectable(codec):
             log.info("streaming without codec re-projection: %s is a causal VAE", type(codec).__name__)

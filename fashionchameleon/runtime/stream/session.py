@@ -34,6 +34,7 @@ from .sampler import StepInfo, condition_pass, denoise_chunk
 from .schedule import FlowMatchSchedule
 from .seeding import MASK64, generator_for, mix_seed
 from ..encoders.text import PromptEncoder
+from ..rules import InputRuleError, check_image_size, check_stream_slots
 
 __all__ = ["StreamSession", "Chunk", "SwitchEvent", "Cancelled", "StreamInputError", "chunk_seed"]
 
@@ -44,8 +45,8 @@ class Cancelled(Exception):
     """Raised when the cancel callback fires; the session is unchanged."""
 
 
-class StreamInputError(ValueError):
-    """An input to the stream does not fit (wrong size, unknown slot, bad frame number)."""
+# An input to the stream does not fit (wrong size, unknown slot, bad frame number): the engine's input-rule error
+StreamInputError = InputRuleError
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -134,10 +135,7 @@ class StreamSession:
         if not garments:
             raise StreamInputError("give at least one garment image (slot 'full', or 'upper' and 'lower')")
         h, w = references.shape[-2:]
-        unit = self.codec.spatial_factor * self.model.cfg.patch_size[1]
-        if h % unit or w % unit:
-            raise StreamInputError(f"image size {h}x{w} must be a multiple of {unit} (codec {self.codec.spatial_factor}x"
-                                   f" times patch {self.model.cfg.patch_size[1]}); resize or crop the images")
+        check_image_size((h, w), self.codec, self.model.cfg)
         for slot, g in garments.items():
             self._check_garment(slot, g, (h, w))
         return int(h), int(w)
@@ -193,9 +191,7 @@ class StreamSession:
     # ------------------------------------------------------------------ switches
     def schedule_switch(self, frame: int, slot: str, garment: torch.Tensor, policy: SwitchPolicy | None = None) -> None:
         """Switch `slot` to `garment` at the first chunk boundary at or after pixel frame `frame`."""
-        if slot not in self.layout.garment_slots:
-            raise StreamInputError(f"garment slot {slot!r} is not in this stream; its slots are "
-                                   f"{list(self.layout.garment_slots)}")
+        check_stream_slots((slot,), self.layout.garment_slots)
         if frame < 0:
             raise StreamInputError(f"switch frame must be >= 0, got {frame}")
         self._check_garment(slot, garment, self.image_size)
@@ -213,10 +209,7 @@ class StreamSession:
         `slots` are the garment slots whose KV is recomputed (with `policy.refresh`); withdraw and
         disentangle follow `policy`. This is the paper's three operations, for experiments.
         """
-        unknown = [s for s in slots if s not in self.layout.garment_slots]
-        if unknown:
-            raise StreamInputError(f"garment slots {unknown} are not in this stream; its slots are "
-                                   f"{list(self.layout.garment_slots)}")
+        check_stream_slots(slots, self.layout.garment_slots)
         events = [SwitchEvent(slot, None, policy, self._f.frames_generated) for slot in slots]
         if not events:  # withdraw / disentangle only: an event that refreshes nothing
             events = [SwitchEvent(self.layout.garment_slots[0], None, replace(policy, refresh=False),

@@ -1,20 +1,13 @@
-"""ComfyUI's VAE and CONDITIONING as the engine's latent codec and prompt encoder (real-scale models).
+"""ComfyUI's video VAE as the engine's latent codec (`LatentCodec`), for real-scale (Wan-layout) DiTs.
 
-A Wan-layout DiT that is not the embedded size (e.g. Wan2.2-TI2V-5B: 48-channel latents, 4096-wide
-umT5 text) streams with the user's own ComfyUI VAE and text conditioning:
-
-    ComfyVAECodec(vae)                        a ComfyUI video VAE    -> engine `LatentCodec`
-    ConditioningText(cond, text_dim, len)     a CONDITIONING value   -> engine `PromptEncoder`
-    stream_parts(model, dit_cfg, vae, cond)   what a stream uses, with fit checks that name the fix
+    ComfyVAECodec(vae)      a ComfyUI video VAE (`comfy.sd.VAE`) -> engine `LatentCodec`
 
 Conventions bridged:
   - pixels: ComfyUI's `vae.encode` takes IMAGE `[T, H, W, C]` in 0..1 and, for a video VAE, treats
     the whole batch as ONE clip; the engine hands `[B, 3, T, H, W]` in [-1, 1], so each clip of the
     batch is encoded by its own call. `vae.decode` gives `[B, T, H, W, C]` in 0..1.
-  - latents: the VAE object returns raw latents; ComfyUI's model normalises them
-    (`process_latent_in`), the engine's DiT is handed normalised ones. The bridge therefore
-    applies the normalisation the DiT was trained with: `(z - mean) / std` with Wan's per-channel
-    constants (16 channels: Wan 2.1 VAE, 48: Wan 2.2 VAE; another channel count: none).
+  - latents: the VAE object returns raw latents, the engine's DiT is handed normalised ones:
+    `LatentStats` (latent_stats.py) with ComfyUI's own Wan statistics for the channel count.
   - frames: Wan VAEs are causal-first-frame: latent frame 0 is 1 pixel frame, each later latent
     frame 4 (`pixel_frame_count` / `latent_frame_count` in the engine's codec module).
 
@@ -24,7 +17,7 @@ frame of every chunk decodes to a single pixel frame (wrong frame count) and the
 lose their temporal context (seams). Two strategies, chosen from the VAE's class:
 
   1. Kept cache (recognised classes: `KNOWN_DECODERS`, i.e. the Wan 2.1 and Wan 2.2 VAEs). The
-     bridge drives `vae.first_stage_model` itself: its per-frame input projection (`conv2`), then
+     codec drives `vae.first_stage_model` itself: its per-frame input projection (`conv2`), then
      `decoder(frame, feat_cache=slots, feat_idx=[0])` one latent frame at a time, and returns the
      slots in the decoder state (`KeptCache`). Chunk by chunk this gives exactly the frames of one
      whole-clip decode. States stay immutable by copy-on-write: each call copies the slot list
@@ -42,98 +35,17 @@ falls back to tiling, which the segment strategy inherits).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 import comfy.model_management as mm
 
-from ..fashionchameleon import latent_frame_count, ModelConfig, pixel_frame_count
-from .types import log
+from ..fashionchameleon import latent_frame_count, pixel_frame_count
+from .latent_stats import LatentStats, stats_for
 
-__all__ = ["LatentStats", "WAN21_STATS", "WAN22_STATS", "stats_for", "DecoderSpec", "KNOWN_DECODERS",
-           "KeptCache", "Segment", "ComfyVAECodec", "ConditioningText", "CONDITIONING_PROMPT", "stream_parts",
-           "check_codec_fit", "check_image_size", "WAN_FPS", "stream_fps"]
-
-# The prompt a session records when its text comes from a CONDITIONING input (any non-empty prompt
-# selects the positive conditioning; "" selects the negative one).
-CONDITIONING_PROMPT = "(from the 'conditioning' input)"
-
-
-# ----------------------------------------------------------------------------------------------
-# Latent normalisation
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatentStats:
-    """Per-channel statistics a DiT's latents are normalised with: `z_dit = (z_vae - mean) / std`."""
-
-    name: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.mean) != len(self.std) or not all(s > 0 for s in self.std):
-            raise ValueError(f"latent stats {self.name!r}: mean and std need one value per channel, std > 0")
-
-    @classmethod
-    def identity(cls, channels: int) -> "LatentStats":
-        return cls("none", (0.0,) * channels, (1.0,) * channels)
-
-    def _views(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        if z.ndim != 5 or z.shape[1] != len(self.mean):
-            raise ValueError(f"expected latents [B, {len(self.mean)}, F, h, w], got shape {list(z.shape)}")
-        # [C] -> [1, C, 1, 1, 1], to broadcast over [B, C, F, h, w]
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=z.device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=z.device).view(1, -1, 1, 1, 1)
-        return mean, std
-
-    def normalise(self, z: Tensor) -> Tensor:
-        """VAE latents -> DiT latents (float32)."""
-        mean, std = self._views(z)
-        return (z.float() - mean) / std
-
-    def denormalise(self, z: Tensor) -> Tensor:
-        """DiT latents -> VAE latents (float32)."""
-        mean, std = self._views(z)
-        return z.float() * std + mean
-
-
-# Wan's published per-channel latent statistics (the constants its DiTs were trained with).
-WAN21_STATS = LatentStats(
-    "Wan 2.1 VAE",
-    mean=(-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-          0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921),
-    std=(2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-         3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160),
-)
-WAN22_STATS = LatentStats(
-    "Wan 2.2 VAE",
-    mean=(-0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557,
-          -0.1382, 0.0542, 0.2813, 0.0891, 0.1570, -0.0098, 0.0375, -0.1825,
-          -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
-          -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230,
-          -0.0313, -0.1649, 0.0117, 0.0723, -0.2839, -0.2083, -0.0520, 0.3748,
-          0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667),
-    std=(0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013,
-         0.8158, 1.0344, 0.5894, 1.0901, 0.6885, 0.6165, 0.8454, 0.4978,
-         0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
-         0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093,
-         0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458, 1.6887,
-         0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744),
-)
-
-
-def stats_for(latent_channels: int) -> LatentStats:
-    """The Wan statistics for a 16- or 48-channel VAE; no normalisation for any other channel count."""
-    for stats in (WAN21_STATS, WAN22_STATS):
-        if len(stats.mean) == latent_channels:
-            return stats
-    log.warning("no latent statistics known for a %d-channel VAE; its latents are passed to the DiT "
-                "unnormalised", latent_channels)
-    return LatentStats.identity(latent_channels)
+__all__ = ["DecoderSpec", "KNOWN_DECODERS", "KeptCache", "Segment", "ComfyVAECodec"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,131 +242,3 @@ class ComfyVAECodec:
             raise RuntimeError(f"the VAE decoded {full.shape[2]} latent frames to {video.shape[2]} pixel frames, "
                                f"expected {total}; its temporal layout is not the one it reports")
         return video[:, :, total - new:], Segment(full)
-
-
-# ----------------------------------------------------------------------------------------------
-# CONDITIONING -> PromptEncoder
-# ----------------------------------------------------------------------------------------------
-
-
-def _text_hint(text_dim: int) -> str:
-    if text_dim == 4096:
-        return ("a 'CLIP Text Encode' whose CLIP is the umT5-XXL text encoder (core's 'Load CLIP', type 'wan', "
-                "umt5_xxl_*.safetensors)")
-    return f"a 'CLIP Text Encode' whose text encoder gives {text_dim}-wide features"
-
-
-def _vae_hint(channels: int) -> str:
-    if channels == 48:
-        return "the Wan 2.2 VAE (wan2.2_vae.safetensors, loaded with core's 'Load VAE')"
-    if channels == 16:
-        return "the Wan 2.1 VAE (wan_2.1_vae.safetensors, loaded with core's 'Load VAE')"
-    return f"a video VAE with {channels} latent channels"
-
-
-def _context(conditioning: Any, name: str, text_dim: int, text_len: int) -> Tensor:
-    """A CONDITIONING value `[[cond [1, L, D], {...}]]` -> its context `[1, text_len, D]` (float32, a copy)."""
-    if not isinstance(conditioning, (list, tuple)) or not conditioning or not all(
-            isinstance(e, (list, tuple)) and len(e) >= 1 and isinstance(e[0], Tensor) for e in conditioning):
-        raise TypeError(f"'{name}' must be a CONDITIONING value (from 'CLIP Text Encode'), got "
-                        f"{type(conditioning).__name__}")
-    if len(conditioning) != 1:
-        raise ValueError(f"'{name}' holds {len(conditioning)} conditionings (e.g. from 'Conditioning (Combine)'); "
-                         f"the stream takes one text encoding: connect a single 'CLIP Text Encode', or join "
-                         f"prompts with 'Conditioning (Concat)'")
-    cond = conditioning[0][0]
-    cond = cond[None] if cond.ndim == 2 else cond  # [L, D] -> [1, L, D]
-    if cond.ndim != 3 or cond.shape[0] != 1:
-        raise ValueError(f"'{name}' must hold one text encoding [1, tokens, width], got shape {list(cond.shape)}")
-    if cond.shape[-1] != text_dim:
-        raise ValueError(f"'{name}' is {cond.shape[-1]} wide, but this DiT's text input is {text_dim} wide; "
-                         f"connect {_text_hint(text_dim)}")
-    tokens = cond.shape[1]
-    if tokens > text_len:
-        log.warning("'%s' has %d tokens; the DiT reads %d, the rest are dropped", name, tokens, text_len)
-    out = torch.zeros(1, text_len, text_dim, dtype=torch.float32, device=cond.device)  # zero padding, as Wan's
-    out[:, :min(tokens, text_len)] = cond[:, :text_len].float()
-    return out
-
-
-class ConditioningText:
-    """The engine's `PromptEncoder` over ComfyUI CONDITIONING values.
-
-    `encode(prompts)` gives, per prompt, the connected conditioning (padded with zeros or cut to
-    `text_len` tokens); the empty prompt "" is the unconditional one: the `negative`
-    conditioning if given, else zeros. The prompt text itself is not read: the conditioning
-    already carries it.
-    """
-
-    def __init__(self, conditioning: Any, text_dim: int, text_len: int, negative: Any = None) -> None:
-        self.text_dim, self.text_len = int(text_dim), int(text_len)
-        self.positive = _context(conditioning, "conditioning", self.text_dim, self.text_len)  # [1, L, D]
-        self.negative = (torch.zeros_like(self.positive) if negative is None
-                         else _context(negative, "negative", self.text_dim, self.text_len))
-
-    def encode(self, prompts: Sequence[str] | str) -> Tensor:
-        """Prompts -> `[B, text_len, text_dim]`: the conditioning, or the negative one for ""."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        return torch.cat([self.negative if p == "" else self.positive for p in prompts], dim=0)
-
-
-# ----------------------------------------------------------------------------------------------
-# Fit checks and what a stream uses
-# ----------------------------------------------------------------------------------------------
-
-
-def check_codec_fit(codec: Any, cfg: ModelConfig, vae_connected: bool, node: str) -> None:
-    """The codec's latent channels must be the DiT's input channels; the message says what to connect."""
-    if codec.latent_channels == cfg.in_dim:
-        return
-    if vae_connected:
-        raise ValueError(f"{node}: the connected VAE makes {codec.latent_channels}-channel latents, but this DiT "
-                         f"takes {cfg.in_dim}-channel latents; connect {_vae_hint(cfg.in_dim)} to 'vae'")
-    raise ValueError(f"{node}: this DiT takes {cfg.in_dim}-channel latents, but the model's built-in codec makes "
-                     f"{codec.latent_channels}; connect {_vae_hint(cfg.in_dim)} to 'vae'")
-
-
-def check_image_size(size: tuple[int, int], codec: Any, cfg: ModelConfig, node: str) -> None:
-    """Height and width must be multiples of spatial factor x patch; the message names the nearest size."""
-    unit = codec.spatial_factor * cfg.patch_size[1]
-    h, w = (int(v) for v in size)
-    if h % unit or w % unit:
-        near = "x".join(str(max(1, int(v / unit + 0.5)) * unit) for v in (h, w))  # nearest multiples
-        raise ValueError(f"{node}: the reference is {h}x{w} (HxW), but with this VAE ({codec.spatial_factor}x) and "
-                         f"the DiT's patch ({cfg.patch_size[1]}) both sides must be multiples of {unit}; resize or "
-                         f"crop the images, e.g. to {near}")
-
-
-# frame rate of the videos each Wan VAE family's DiTs make, by latent channels (Wan2.1: 16, Wan2.2-TI2V-5B: 24)
-WAN_FPS = {16: 16.0, 48: 24.0}
-
-
-def stream_fps(codec: Any, default: float) -> float:
-    """The stream's fps output: the Wan family's rate when a ComfyUI VAE drives it, else the model's `default`."""
-    if isinstance(codec, ComfyVAECodec):
-        return WAN_FPS.get(codec.latent_channels, default)
-    return default
-
-
-def stream_parts(model: Any, cfg: ModelConfig, vae: Any = None, conditioning: Any = None,
-                 node: str = "FashionChameleon") -> tuple[Any, Any]:
-    """(codec, prompt encoder) for a DiT with config `cfg`: the connected VAE / CONDITIONING, else the model's own.
-
-    Raises ValueError naming the input to connect when a part does not fit the DiT.
-    """
-    codec = ComfyVAECodec(vae) if vae is not None else model.codec
-    check_codec_fit(codec, cfg, vae is not None, node)
-    if conditioning is not None:
-        try:
-            text = ConditioningText(conditioning, cfg.text_dim, cfg.text_len)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{node}: {exc}") from None
-    else:
-        text = model.text
-        if text.text_dim != cfg.text_dim:
-            raise ValueError(f"{node}: this DiT takes {cfg.text_dim}-wide text features, but the model's built-in "
-                             f"prompt encoder makes {text.text_dim}; connect {_text_hint(cfg.text_dim)} to "
-                             f"'conditioning'")
-    log.debug("%s: codec %r, text %s", node, codec, type(text).__name__)
-    return codec, text
