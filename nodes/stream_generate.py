@@ -52,12 +52,10 @@ class StreamGenerate(io.ComfyNode):
                                         "around, wave, sway, squat, jump, pose, stand still, ...). Ignored when "
                                         "continuing a stream, which keeps its prompt."),
                 io.Int.Input("frames", default=48, min=1, max=MAX_FRAMES,
-                             tooltip="How many frames to generate. Rounded up to whole chunks (the embedded model "
-                                     "makes 12 frames per chunk), so that a continuation starts exactly where "
-                                     "this output ends. The bundled early model drifts on long runs without a "
-                                     "switch: it keeps a figure for at least 600 frames on the held-out stream we "
-                                     "check, and keeps the right garment at frames 900-1000 on 6 of 8 streams "
-                                     "(see weights/README.md)."),
+                             tooltip="How many frames this node generates. Rounded up to whole chunks (the model "
+                                     "makes its frames one chunk at a time), so that a continuation starts exactly "
+                                     "where this output ends. For a longer video, continue the stream with another "
+                                     "'FashionChameleon stream generate' (connect its 'stream' output)."),
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Noise seed of a new stream. A continued stream keeps its own seed, so a "
                                      "continuation repeats exactly."),
