@@ -27,8 +27,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     weights = Path(args.weights)
     if not (weights / PARTS["student"]).exists():
-        print(f"The demo needs the trained embedded model ({weights / PARTS['student']}), which is still being "
-              f"trained (see weights/README.md). The engine is in place: `make test` checks it.")
+        print(f"The demo needs the trained embedded model ({weights / PARTS['student']} is missing). The pack ships "
+              f"it in weights/ (see weights/README.md): reinstall the pack, or point --weights at a folder that holds "
+              f"its five files.")
         return 0
     m = run_demo(DemoConfig(frames=args.frames, seed=args.seed, out=Path(args.out), threads=args.threads),
                  weights=weights)
