@@ -67,7 +67,7 @@ def test_shipped_student_reaches_the_garment_bar_on_a_few_held_out_samples(stude
 
 def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
     # GR-DMD rolled out 4 chunks of 3 latent frames: a longer window shows the student contexts it never
-    # saw, and its errors compound into a grid pattern within ~100 frames (measured; weights/README.md)
+    # saw, and its errors compound into a grid pattern within ~100 frames (measured; docs/training-log.md, "first shipped set")
     stream = load_embedded(parts=("student",)).stream_config
     assert (stream.chunk_frames, stream.sink_frames, stream.window_frames) == (3, 3, 9)
     assert stream.shift == 5.0  # the paper's; 1.35 (scaled to 64 tokens a frame) measured no better

@@ -122,13 +122,13 @@ class StreamConfig(JsonConfig):
 
     `phase_norm` (off by default): once the window has evicted a chunk (a withdraw starts over),
     i.e. past any context a rollout that fits the cache showed the student, each finished chunk is
-    patch-phase normalised before its clean KV pass (`fashionchameleon/phase_norm.py`): a guard
+    patch-phase normalised before its clean KV pass (`runtime/stream/phase_norm.py`): a guard
     against the patch-periodic error feedback of a student streamed past its training horizon.
     Chunks before that are left exactly as the model made them.
 
     `reproject` (off by default), under the same condition: each finished chunk is decoded and
     encoded again before its clean KV pass, so the cache holds the codec's latents of the frames
-    shown (`fashionchameleon/reproject.py`). It needs a codec whose latent frames are independent
+    shown (`runtime/stream/reproject.py`). It needs a codec whose latent frames are independent
     (the embedded tiny codec), costs one decode and one encode a chunk, and is the embedded
     student's default (its file's `trained_stream` metadata).
     """

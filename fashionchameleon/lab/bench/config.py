@@ -51,7 +51,7 @@ class BenchConfig:
     switch_after_chunks: int = 4  # chunks streamed before the garment switch is requested
     switch_chunks: int = 3  # chunks streamed after the request (latency is measured over them)
     stable_frames: int = 3  # the new garment must be retrieved this many frames in a row
-    teacher_steps: int = 50  # the teacher's sampling steps: 50, as the paper samples its teacher (method.md)
+    teacher_steps: int = 50  # the teacher's sampling steps: 50, as the paper samples its teacher (docs/method.md §2.1)
     teacher_cfg: float = 3.0  # the teacher's text CFG scale
     teacher_chunks: int = 7  # clip length of the teacher comparison, in student chunks (7 = 21 latent frames)
     peak_size: int | None = None  # square matmul size of the peak measurement (None: 1024 cpu, 8192 cuda)

@@ -2,7 +2,7 @@
 
 Every number is a function of (generator, `EvalConfig`) and comes from the same metric code for
 every row, the ground-truth ORACLE included (it must score ~1.0 everywhere: proof that the bars
-can be met). See docs/design.md §5. `run_eval` builds the cases once (`cases`), runs each row's
+can be met). See docs/method.md §5. `run_eval` builds the cases once (`cases`), runs each row's
 sections (`rows`, `scores`), compares teacher and student on the same clips, and returns one
 JSON-able result; `report` writes it.
 """

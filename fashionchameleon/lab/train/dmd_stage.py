@@ -1,6 +1,6 @@
 """Stage `dmd`: Self-Forcing-style distribution matching with gradient reweighting (GR-DMD).
 
-Per step (method.md §2.2.2):
+Per step (docs/method.md §2.2.2):
 1. self-rollout of the causal generator with the KV cache: every chunk is denoised with the
    4-step warped list up to a random exit step (the same for all chunks); only the exit step
    carries gradient; each chunk's clean KV is then written at t = 0 without gradient;

@@ -1,6 +1,6 @@
 """Stage `forcing`: in-context teacher forcing — the teacher becomes a many-step causal model.
 
-Input per clip (method.md §2.2.1): `[clean: conditions, video | noisy: conditions, noised video]`,
+Input per clip (docs/method.md §2.2.1): `[clean: conditions, video | noisy: conditions, noised video]`,
 both halves with the same RoPE positions; the clean half at t = 0, the noisy video at one t per
 3-frame chunk (diffusion-forcing style). The teacher-forcing mask lets noisy chunk j see the
 clean conditions, the clean chunks before j and itself — exactly what streaming shows it at

@@ -4,7 +4,7 @@ Per step: clean condition latents (reference view(s), garment slot(s)) at t = 0 
 noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted per
 timestep (`timestep_weight`: bell or uniform) and per latent cell by the person's cover
 (`foreground_weight`); the prompt is dropped to "" with probability `text_dropout`
-so the teacher supports text CFG. Conditions are never dropped (paper §2.1).
+so the teacher supports text CFG. Conditions are never dropped (docs/method.md §2.1).
 """
 from __future__ import annotations
 

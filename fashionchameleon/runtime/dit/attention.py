@@ -9,7 +9,7 @@ rule in the paper is a rule about frames and chunks. Sequence layout everywhere:
   conditions and chunks <= j (bidirectional inside a chunk). With `sink_frames`/`window_frames`
   it becomes the sink + sliding-window mask that a rolling KV cache realises.
 - `teacher_forcing_mask` — in-context teacher forcing on `[clean copy | noisy copy]`
-  (method.md §2.2.1): clean conditions see each other; clean chunk j sees clean conditions and
+  (docs/method.md §2.2.1): clean conditions see each other; clean chunk j sees clean conditions and
   clean chunks <= j; noisy conditions see each other; noisy chunk j sees the clean conditions,
   clean chunks < j and itself; the diagonal is always allowed.
 """

@@ -6,7 +6,7 @@ not know where the patch grid lies). A student streamed past its training horizo
 what it gets slightly wrong at one phase (on the embedded model, first a dark line along the
 bottom row of the bottom token row's patches) is written into the cache by the clean KV pass,
 read back by the next chunk and strengthened, until the frames fill with horizontal stripes of
-the patch's period (weights/README.md, "the collapse").
+the patch's period (docs/training-log.md, "the long-stream collapse").
 
 `patch_phase_norm` removes the patch-periodic part of a chunk and leaves the rest:
   1. per channel, every phase gets the chunk's pooled mean and standard deviation (a drift that

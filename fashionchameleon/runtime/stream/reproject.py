@@ -3,7 +3,7 @@
 A student's chunk latents are written back into the KV cache (the clean KV pass) and read by
 every later chunk. Past the context its rollouts showed it, what the student gets slightly wrong
 off the codec's latent manifold (on the embedded model: stripes of the patch's period, see
-weights/README.md, "the collapse") is read back, strengthened and written again. Decoding a
+docs/training-log.md, "the long-stream collapse") is read back, strengthened and written again. Decoding a
 chunk and encoding the frames again maps it to the nearest latents the codec itself would make
 of those frames, so the cache holds latents of *pictures*, and that feedback loses its carrier.
 

@@ -1,4 +1,4 @@
-"""Training-free KV-cache rescheduling for a garment switch (paper §4.3).
+"""Training-free KV-cache rescheduling for a garment switch (paper §4.3; docs/method.md §2.3).
 
 Three operations, each small and composable, plus the policy that picks them; `apply_switch`
 is their composition and the only place a switch touches the cache:
