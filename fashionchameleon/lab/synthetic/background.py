@@ -1,5 +1,10 @@
 """Background plates: a fixed camera looking at a solid wall, a gradient, a wall over a floor,
-or soft blurred shapes. Plates are `[3, size, size]` in [0, 1] and never depend on the person.
+or soft blurred shapes. Plates are `[3, H, W]` in [0, 1] (square `[3, size, size]` unless a width
+is given) and never depend on the person.
+
+The plate is the same in every frame of a clip. The solid, gradient and wall-over-floor plates
+do not change along x, so for them a camera that pans with the person (`camera`) would see
+exactly this plate in every frame, as on a studio sweep.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .palette import Colour
-from .shapes import grid
+from .shapes import frame_grid
 
 __all__ = ["BackgroundSpec", "BACKGROUND_STYLES", "sample_background_spec", "render_background",
            "sample_background"]
@@ -48,23 +53,27 @@ def sample_background_spec(rng: np.random.Generator) -> BackgroundSpec:
     return BackgroundSpec(style, (wall, other), float(rng.uniform(0.3, 0.7)), shapes)
 
 
-def render_background(spec: BackgroundSpec, size: int) -> Tensor:
-    """The plate `[3, size, size]` in [0, 1]."""
-    x, y = grid(size)  # [1, S], [S, 1]
+def render_background(spec: BackgroundSpec, size: int, width: int | None = None) -> Tensor:
+    """The plate `[3, size, width]` in [0, 1] (`width` defaults to `size`: a square plate).
+
+    Coordinates follow `shapes.frame_grid`: y over [-1, 1] down the frame, x over [-W/H, W/H].
+    """
+    width = size if width is None else width
+    x, y = frame_grid(size, width)  # [1, W], [H, 1]
     c0 = torch.tensor(spec.colours[0], dtype=torch.float32)[:, None, None]
     c1 = torch.tensor(spec.colours[1], dtype=torch.float32)[:, None, None]
     if spec.style == "solid":
-        w = torch.zeros(size, size)
+        w = torch.zeros(size, width)
     elif spec.style == "gradient":
-        w = ((y + 1.0) * 0.5).expand(size, size)
+        w = ((y + 1.0) * 0.5).expand(size, width)
     elif spec.style == "floor_wall":
         # the floor darkens slightly toward the camera; a thin skirting line marks the horizon
         below = (y >= spec.horizon).float()
         w = below * (0.85 + 0.15 * (y - spec.horizon).clamp(0, 1))
-        w = w.expand(size, size).clone()
-        w[((y - spec.horizon).abs() < 1.5 / size).expand(size, size)] = 1.15
+        w = w.expand(size, width).clone()
+        w[((y - spec.horizon).abs() < 1.5 / size).expand(size, width)] = 1.15
     elif spec.style == "shapes":
-        w = torch.zeros(size, size)
+        w = torch.zeros(size, width)
         for cx, cy, rx, ry, weight in spec.shapes:
             r2 = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2
             w = torch.maximum(w, weight * torch.exp(-2.0 * r2))
@@ -73,6 +82,6 @@ def render_background(spec: BackgroundSpec, size: int) -> Tensor:
     return (c0 + (c1 - c0) * w[None]).clamp(0.0, 1.0).contiguous()
 
 
-def sample_background(rng: np.random.Generator, size: int) -> Tensor:
-    """A random plate `[3, size, size]` in [0, 1]."""
-    return render_background(sample_background_spec(rng), size)
+def sample_background(rng: np.random.Generator, size: int, width: int | None = None) -> Tensor:
+    """A random plate `[3, size, width]` in [0, 1] (square by default)."""
+    return render_background(sample_background_spec(rng), size, width)

@@ -4,13 +4,14 @@ A garment is a kind (upper / lower), a shape (a template, see `templates`), a fr
 texture, and for jackets the colour of the layer seen through the open front. Its front atlas
 (`garment_atlas`) is RGBA: the texture with the inner layer painted in, and the template as
 alpha. The flat-lay is that atlas over white, so the flat-lay shows exactly what the renderer
-samples when it dresses a body.
+samples when it dresses a body. Flat-lays take the video's frame size: a square `size`, or
+`(H, W)` for a portrait frame, where the square atlas fills the width and white pads the rest.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -20,11 +21,11 @@ from torch import Tensor
 from .palette import Colour, contrast, sample_contrasting
 from .shapes import area_resize, grid
 from .templates import KINDS, LOWER_SHAPES, TEMPLATES, UPPER_SHAPES, template_alpha
-from .textures import (GLYPHS, ImageTexture, Logo, Solid, Texture, render_texture, sample_texture,
+from .textures import (GLYPHS, ImageTexture, Logo, Solid, Texture, render_texture, sample_texture, scale_pattern,
                        texture_colours)
 
-__all__ = ["Garment", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment", "garments_differ", "restyle",
-           "mosaic", "sample_atlas", "LOGO_CENTRES"]
+__all__ = ["Garment", "FrameSize", "frame_hw", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment",
+           "garments_differ", "restyle", "coarsened", "mosaic", "sample_atlas", "LOGO_CENTRES"]
 
 # where a logo sits: the chest, the wearer's right chest of an open jacket, the wearer's right thigh
 LOGO_CENTRES = {"upper": (0.0, -0.35), "jacket": (-0.34, -0.3), "lower": (-0.27, -0.1)}
@@ -92,20 +93,48 @@ def _over_white(rgba: Tensor) -> Tensor:
     return rgba[:3] * a + (1.0 - a)
 
 
-def flat_lay(garment: Garment, size: int, side: str = "front") -> Tensor:
-    """Product photo of the garment laid flat, centred on white: `[3, size, size]` in [0, 1]."""
-    return _over_white(garment_atlas(garment, size, side)).clamp(0.0, 1.0)
+FrameSize = Union[int, tuple[int, int]]  # S (square S x S) or (H, W)
 
 
-def outfit_flat_lay(upper: Garment, lower: Garment, size: int) -> Tensor:
-    """Both garments on one white image, the upper above the lower: `[3, size, size]` in [0, 1]."""
+def frame_hw(size: FrameSize) -> tuple[int, int]:
+    """(H, W) of a frame size given as S or (H, W)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def _centred_on_white(image: Tensor, height: int, width: int) -> Tensor:
+    """`[3, h, w]` centred on a white `[3, height, width]` canvas (the image itself when it fits exactly)."""
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    out = torch.ones(3, height, width)
+    top, left = (height - h) // 2, (width - w) // 2
+    out[:, top:top + h, left:left + w] = image
+    return out
+
+
+def flat_lay(garment: Garment, size: FrameSize, side: str = "front") -> Tensor:
+    """Product photo of the garment laid flat, centred on white: `[3, H, W]` in [0, 1].
+
+    `size` is S (an S x S image) or (H, W); the square atlas spans min(H, W) pixels.
+    """
+    height, width = frame_hw(size)
+    image = _over_white(garment_atlas(garment, min(height, width), side)).clamp(0.0, 1.0)
+    return _centred_on_white(image, height, width)
+
+
+def outfit_flat_lay(upper: Garment, lower: Garment, size: FrameSize) -> Tensor:
+    """Both garments on one white image, the upper above the lower: `[3, H, W]` in [0, 1]."""
     if upper.kind != "upper" or lower.kind != "lower":
         raise ValueError(f"outfit_flat_lay needs an upper and a lower garment, got {upper.kind} and {lower.kind}")
-    half = size // 2
-    out = torch.ones(3, size, size)
-    left = (size - half) // 2
+    height, width = frame_hw(size)
+    half = min(height // 2, width)
+    out = torch.ones(3, height, width)
+    left = (width - half) // 2
     out[:, :half, left:left + half] = flat_lay(upper, half)
-    out[:, size - half:, left:left + half] = flat_lay(lower, half)
+    out[:, height - half:, left:left + half] = flat_lay(lower, half)
     return out
 
 
@@ -151,6 +180,14 @@ def restyle(garment: Garment, rng: np.random.Generator, family: str) -> Garment:
     """The same garment (kind, shape, dominant colour, jacket inner) with a `family` pattern front and back."""
     front = _sample_front(rng, "jacket" if garment.shape == "jacket" else garment.kind, family, garment.colours[0])
     return dataclasses.replace(garment, front=front, back=front)
+
+
+def coarsened(garment: Garment, factor: float) -> Garment:
+    """The garment with its front and back patterns `factor` times coarser (`textures.scale_pattern`)."""
+    if factor == 1.0:
+        return garment
+    return dataclasses.replace(garment, front=scale_pattern(garment.front, factor),
+                               back=scale_pattern(garment.back, factor))
 
 
 def garments_differ(a: Garment, b: Garment, min_contrast: float = 0.3) -> bool:

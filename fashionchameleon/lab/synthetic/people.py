@@ -1,8 +1,9 @@
 """People of the procedural world: an identity (colours, hair, face marks, proportions) and the
 body dimensions derived from it.
 
-Lengths are in frame units: the frame spans 2 units from top to bottom (the [-1, 1] grid of
-`shapes`), so a person of `height` 1.6 fills 80 % of the frame height at any resolution.
+Lengths are in world units, the frame units of the fixed full-body camera: its frame spans 2
+units from top to bottom (the [-1, 1] grid of `shapes`), so a person of `height` 1.6 fills 80 %
+of that frame's height at any resolution (other framings zoom, see `camera`).
 Identities differ in the colour and shape statistics of the head and skin (skin tone, hair
 colour and style, glasses, beard, a mole) and in build (height, shoulders, hips, head, legs).
 """

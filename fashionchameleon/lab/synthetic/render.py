@@ -14,6 +14,10 @@ behind the torso; the face (eyes, brows, mouth, glasses, beard, mole) lives on t
 head sphere and disappears when the head turns away.
 
 Outside the person the video equals the background plate exactly (hard edges, no shadows).
+
+Frames may be portrait or landscape (`[T, 3, H, W]`): pixels are square, y spans [-1, 1] over the
+height and x spans [-W/H, W/H] over the width (`shapes.frame_grid`), so a square frame is the
+[-1, 1]^2 view of earlier versions, pixel for pixel.
 """
 from __future__ import annotations
 
@@ -29,11 +33,11 @@ from .background import BackgroundSpec, render_background
 from .garments import Garment, mosaic, sample_atlas
 from .motion import FPS, J, MotionParams, Pose, pose_clip
 from .people import BodyDims, Person
-from .shapes import pixel_centres
+from .shapes import frame_grid
 from .templates import TEMPLATES, TORSO_END_B, WAIST_B, LowerTemplate, limb_map, skirt_length, skirt_uv, \
     torso_lower_uv, torso_upper_uv
 
-__all__ = ["Clip", "render_pose", "render_clip", "LABELS", "masks_from_labels"]
+__all__ = ["Clip", "FaceStyle", "render_pose", "render_clip", "LABELS", "masks_from_labels"]
 
 # Surface labels of the z-buffer, grouped so that every mask is a range test: body skin, the face
 # (skin and marks), hair, shoes, then the two textured garments.
@@ -42,10 +46,28 @@ LABELS = {"background": BACKGROUND, "skin": SKIN, "face": FACE, "eyes": EYES, "m
           "mole": MOLE, "hair": HAIR, "beard": BEARD, "shoes": SHOES, "upper": UPPER, "lower": LOWER}
 
 
+@dataclass(frozen=True)
+class FaceStyle:
+    """Sizes of the face marks and the bun, on the unit head sphere (head frame, y down).
+
+    The defaults are the marks of the square full-body world; a framing whose head spans more
+    pixels can make them bolder so they outlast the codec's downsampling (`camera.FRAMINGS`).
+    """
+
+    eye_r: float = 0.2  # eye disc radius
+    brow_hh: float = 0.07  # brow half height
+    mouth_hh: float = 0.075  # mouth half height
+    glasses: tuple[float, float] = (0.24, 0.33)  # inner and outer radius of the rim around each eye
+    bridge_hh: float = 0.05  # half height of the glasses' bridge
+    mole_r: float = 0.11  # radius of the mark
+    mole_dy: float = 0.0  # the mark sits this much lower than the person's mole position
+    bun_r: float = 0.42  # bun radius in head half widths
+
+
 @dataclass
 class Clip:
-    """A rendered clip: video `[T, 3, S, S]` in [0, 1], masks `{name: [T, S, S] bool}`, the plate
-    `[3, S, S]` in [0, 1], per-pixel surface labels `[T, S, S]` uint8 (`LABELS`) and the pose."""
+    """A rendered clip: video `[T, 3, H, W]` in [0, 1], masks `{name: [T, H, W] bool}`, the plate
+    `[3, H, W]` in [0, 1], per-pixel surface labels `[T, H, W]` uint8 (`LABELS`) and the pose."""
 
     video: Tensor
     masks: dict[str, Tensor]
@@ -102,29 +124,31 @@ class _Canvas:
     """
 
     def __init__(self, labels: Tensor) -> None:
-        frames, size = labels.shape[0], labels.shape[-1]
-        self.size = size
-        self.centres = pixel_centres(size)
-        self.depth = torch.full((frames, size, size), -1e9)
-        self.labels = labels  # [T, S, S] uint8, zero (background) on entry; written in place
-        self.box = [size, 0, size, 0]  # rows r0, r1 and columns c0, c1 that any part touched
-        self.light = torch.empty((frames, size, size))
-        self.u = torch.empty((frames, size, size))
-        self.v = torch.empty((frames, size, size))
+        frames, height, width = labels.shape
+        self.height, self.width = height, width
+        x, y = frame_grid(height, width)
+        self.cols, self.rows = x.flatten(), y.flatten()  # pixel-centre x `[W]` and y `[H]`
+        self.half = width / height  # x spans [-half, half]
+        self.depth = torch.full((frames, height, width), -1e9)
+        self.labels = labels  # [T, H, W] uint8, zero (background) on entry; written in place
+        self.box = [height, 0, width, 0]  # rows r0, r1 and columns c0, c1 that any part touched
+        self.light = torch.empty((frames, height, width))
+        self.u = torch.empty((frames, height, width))
+        self.v = torch.empty((frames, height, width))
 
     def window(self, lo_x: float, hi_x: float, lo_y: float, hi_y: float):
         """Pixels whose centres lie in the box: (rows, cols, x `[1, 1, w]`, y `[1, h, 1]`) or None."""
-        s = self.size
+        h = self.height  # pixels per 2 frame units, along both axes
 
-        def span(lo: float, hi: float) -> tuple[int, int]:
-            return max(0, math.floor((lo + 1.0) * s / 2.0 - 0.5)), min(s, math.ceil((hi + 1.0) * s / 2.0 + 0.5))
+        def span(lo: float, hi: float, start: float, n: int) -> tuple[int, int]:
+            return max(0, math.floor((lo + start) * h / 2.0 - 0.5)), min(n, math.ceil((hi + start) * h / 2.0 + 0.5))
 
-        (c0, c1), (r0, r1) = span(lo_x, hi_x), span(lo_y, hi_y)
+        (c0, c1), (r0, r1) = span(lo_x, hi_x, self.half, self.width), span(lo_y, hi_y, 1.0, self.height)
         if c1 <= c0 or r1 <= r0:
             return None
         b = self.box
         self.box = [min(b[0], r0), max(b[1], r1), min(b[2], c0), max(b[3], c1)]
-        return slice(r0, r1), slice(c0, c1), self.centres[c0:c1].view(1, 1, -1), self.centres[r0:r1].view(1, -1, 1)
+        return slice(r0, r1), slice(c0, c1), self.cols[c0:c1].view(1, 1, -1), self.rows[r0:r1].view(1, -1, 1)
 
     def paint(self, win, cover: Tensor, z: Tensor, label, light: Tensor, u: Tensor | None = None,
               v: Tensor | None = None) -> None:
@@ -147,11 +171,11 @@ class _Canvas:
             torch.where(take, v, buf, out=buf)
 
     def compose(self, plate: Tensor, palette: Tensor, mosaic_rgba: Tensor, video: Tensor) -> None:
-        """Write video `[T, 3, S, S]`: palette colours and garment textures, shaded, on the person,
+        """Write video `[T, 3, H, W]`: palette colours and garment textures, shaded, on the person,
         the plate elsewhere. Garment pixels that land on an atlas hole become skin (label too)."""
-        s = self.size
+        n = self.height * self.width
         flat = self.labels.view(-1)
-        idx = torch.nonzero(flat).squeeze(1)  # [N] person pixels of the flat [T, S, S] buffer
+        idx = torch.nonzero(flat).squeeze(1)  # [N] person pixels of the flat [T, H, W] buffer
         label = flat.index_select(0, idx).long()
         rgb = palette.index_select(0, label)  # [N, 3]
         rows = torch.nonzero(label >= UPPER).squeeze(1)  # [G] garment rows of idx
@@ -164,10 +188,10 @@ class _Canvas:
         shade = self.light.view(-1).index_select(0, idx).mul_(0.2).add_(0.8)  # mild: 0.8 at the rim
         rgb = (rgb * shade[:, None]).clamp_(0.0, 1.0)
         video.copy_(plate[None].expand_as(video))
-        base = idx + (idx // (s * s)) * (2 * s * s)  # flat index of channel 0 in [T, 3, S, S]
+        base = idx + (idx // n) * (2 * n)  # flat index of channel 0 in [T, 3, H, W]
         out = video.view(-1)
         for c in range(3):
-            out.index_copy_(0, base + c * s * s, rgb[:, c].contiguous())
+            out.index_copy_(0, base + c * n, rgb[:, c].contiguous())
 
 
 def _bounds(points: list[np.ndarray], pad) -> tuple[float, float, float, float]:
@@ -184,12 +208,11 @@ def _mosaic_uv(ax: Tensor, ay: Tensor, col, row, res: int) -> tuple[Tensor, Tens
 
 
 class _Renderer:
-    """Paints one run of frames into `labels` (a `[T, S, S]` uint8 view, zero on entry)."""
+    """Paints one run of frames into `labels` (a `[T, H, W]` uint8 view, zero on entry)."""
 
     def __init__(self, person: Person, garments: Mapping[str, Garment], pose: Pose, labels: Tensor,
-                 mosaic_rgba: Tensor) -> None:
-        size = labels.shape[-1]
-        self.person, self.pose = person, pose
+                 mosaic_rgba: Tensor, face: FaceStyle) -> None:
+        self.person, self.pose, self.face = person, pose, face
         self.d: BodyDims = person.dims()
         self.upper, self.lower = garments["upper"], garments["lower"]
         self.tu, self.tl = TEMPLATES[self.upper.shape], TEMPLATES[self.lower.shape]
@@ -199,7 +222,7 @@ class _Renderer:
         self.joints = pose.joints  # [T, J, 3]
         self.facing = pose.facing
         self.back = np.cos(self.facing) < 0  # [T] the back atlas is seen on limbs
-        self.pad = 2.0 / size
+        self.pad = 2.0 / labels.shape[-2]  # one pixel in frame units
 
     def palette(self) -> Tensor:
         """Colour of each surface label `[12, 3]` (garment labels: skin, their fallback at atlas holes)."""
@@ -356,7 +379,7 @@ class _Renderer:
             self.limb(self.j("hair_top"), self.j("hair_bottom"), d.head_rx, HAIR, bulge=0.3)
         if person.hair_style == "bun":
             bun = self.j("bun")
-            self.limb(bun, bun, 0.42 * d.head_rx, HAIR, bulge=0.3)
+            self.limb(bun, bun, self.face.bun_r * d.head_rx, HAIR, bulge=0.3)
         win = self.canvas.window(*_bounds([c], max(d.head_rx, d.head_ry) + self.pad))
         if win is None:
             return
@@ -372,7 +395,7 @@ class _Renderer:
 
     def _face(self, lx: Tensor, ly: Tensor, lz: Tensor) -> Tensor:
         """Colour ids `[T, h, w]` of head-sphere points (head frame, unit sphere, y down)."""
-        p = self.person
+        p, style = self.person, self.face
         ids = torch.full(torch.broadcast_shapes(lx.shape, ly.shape, lz.shape), FACE, dtype=torch.uint8)
 
         def put(where: Tensor, label: int) -> None:
@@ -383,23 +406,25 @@ class _Renderer:
         eye_d2 = (ax - 0.36) ** 2 + (ly + 0.05) ** 2
         if p.beard:
             put((ly > 0.28) & (lz > -0.2), BEARD)
-        put(((ly - 0.52).abs() < 0.075) & (ax < 0.26) & front, MOUTH)
-        put(front & (eye_d2 < 0.2 ** 2), EYES)
-        put(front & ((ly + 0.36).abs() < 0.07) & ((ax - 0.36).abs() < 0.2), HAIR)  # brows
+        put(((ly - 0.52).abs() < style.mouth_hh) & (ax < 0.26) & front, MOUTH)
+        put(front & (eye_d2 < style.eye_r ** 2), EYES)
+        put(front & ((ly + 0.36).abs() < style.brow_hh) & ((ax - 0.36).abs() < 0.2), HAIR)  # brows
         if p.glasses:
-            ring = (eye_d2 > 0.24 ** 2) & (eye_d2 < 0.33 ** 2)
-            bridge = (ax < 0.12) & ((ly + 0.08).abs() < 0.05)
+            inner, outer = style.glasses
+            ring = (eye_d2 > inner ** 2) & (eye_d2 < outer ** 2)
+            bridge = (ax < 0.12) & ((ly + 0.08).abs() < style.bridge_hh)
             put(front & (ring | bridge), GLASSES)
         if p.mole is not None:
             mx, my = p.mole
-            put(front & ((lx - mx) ** 2 + (ly - my) ** 2 < 0.11 ** 2), MOLE)
+            my = my + style.mole_dy
+            put(front & ((lx - mx) ** 2 + (ly - my) ** 2 < style.mole_r ** 2), MOLE)
         if p.hair_style != "bald":
             reach = {"short": 0.95, "bun": 0.95, "long": 1.55}[p.hair_style]
             put(ly < -0.5 + reach * ((0.35 - lz) * (1.0 / 1.1)).clamp(0.0, 1.0), HAIR)
         return ids
 
     def run(self, plate: Tensor, video: Tensor) -> list[int]:
-        """Paint all parts, write `video` (`[T, 3, S, S]` view), return the touched box."""
+        """Paint all parts, write `video` (`[T, 3, H, W]` view), return the touched box."""
         self.torso()
         if self.tl.skirt is not None:
             self.skirt()
@@ -409,29 +434,37 @@ class _Renderer:
         return self.canvas.box
 
 
-def render_pose(person: Person, garments: Mapping[str, Garment], pose: Pose, plate: Tensor) -> Clip:
-    """Render `person` wearing `garments` ({"upper": .., "lower": ..}) in `pose` over `plate` `[3, S, S]`."""
+def render_pose(person: Person, garments: Mapping[str, Garment], pose: Pose, plate: Tensor,
+                atlas_res: int | None = None, face: FaceStyle = FaceStyle()) -> Clip:
+    """Render `person` wearing `garments` ({"upper": .., "lower": ..}) in `pose` over `plate` `[3, H, W]`.
+
+    Garment atlases are painted at the flat-lay resolution `min(H, W)` and area-averaged to
+    `atlas_res` texels (default `max(16, H // 2)`: about one texel per pixel of a torso at the
+    full-body scale); `face` sizes the face marks.
+    """
     missing = {"upper", "lower"} - set(garments)
     if missing:
         raise ValueError(f"garments needs an 'upper' and a 'lower' garment; missing {sorted(missing)}")
     for kind in ("upper", "lower"):
         if garments[kind].kind != kind:
             raise ValueError(f"garments[{kind!r}] is a {garments[kind].kind} garment")
-    if plate.dim() != 3 or plate.shape[0] != 3 or plate.shape[1] != plate.shape[2]:
-        raise ValueError(f"plate must be a square [3, S, S] image, got {list(plate.shape)}")
+    if plate.dim() != 3 or plate.shape[0] != 3:
+        raise ValueError(f"plate must be a [3, H, W] image, got {list(plate.shape)}")
     plate = plate.float()
-    size, frames = plate.shape[-1], pose.frames
-    atlases = mosaic(garments["upper"], garments["lower"], max(16, size // 2), size=size)  # [4, 2 res, 2 res]
-    video = torch.empty((frames, 3, size, size))
-    labels = torch.zeros((frames, size, size), dtype=torch.uint8)
+    (height, width), frames = plate.shape[-2:], pose.frames
+    res = max(16, height // 2) if atlas_res is None else atlas_res
+    atlases = mosaic(garments["upper"], garments["lower"], res, size=min(height, width))  # [4, 2 res, 2 res]
+    video = torch.empty((frames, 3, height, width))
+    labels = torch.zeros((frames, height, width), dtype=torch.uint8)
     # Parts are evaluated on the union of their windows over the frames of a run; a person who
     # travels across the frame is rendered in shorter runs so those windows stay tight.
     travel = float(np.ptp(pose.joints[:, J["pelvis"], 0]))
     runs = int(min(max(1, math.ceil(travel / _RUN_TRAVEL)), max(1, frames // _MIN_RUN)))
-    box = [size, 0, size, 0]
+    box = [height, 0, width, 0]
     for chunk in np.array_split(np.arange(frames), runs):
         t0, t1 = int(chunk[0]), int(chunk[-1]) + 1
-        b = _Renderer(person, garments, pose.select(slice(t0, t1)), labels[t0:t1], atlases).run(plate, video[t0:t1])
+        b = _Renderer(person, garments, pose.select(slice(t0, t1)), labels[t0:t1], atlases, face).run(
+            plate, video[t0:t1])
         box = [min(box[0], b[0]), max(box[1], b[1]), min(box[2], b[2]), max(box[3], b[3])]
     return Clip(video, masks_from_labels(labels, box), plate, labels, pose)
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pixel_centres", "grid", "capsule", "inside_polygon", "ellipse", "piecewise_linear",
-           "smoothstep", "area_resize"]
+__all__ = ["pixel_centres", "grid", "frame_grid", "capsule", "inside_polygon", "ellipse", "piecewise_linear",
+           "area_resize"]
 
 
 def pixel_centres(n: int, lo: float = -1.0, hi: float = 1.0) -> Tensor:
@@ -27,6 +27,16 @@ def grid(h: int, w: int | None = None) -> tuple[Tensor, Tensor]:
     """Broadcastable pixel-centre coordinates: x `[1, w]`, y `[h, 1]` over [-1, 1]."""
     w = h if w is None else w
     return pixel_centres(w)[None, :], pixel_centres(h)[:, None]
+
+
+def frame_grid(height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates of a frame with square pixels: x `[1, W]`, y `[H, 1]`.
+
+    y spans [-1, 1] over the height and x spans [-W/H, W/H] over the width, so one frame unit is
+    H/2 pixels along both axes; a square frame gives exactly `grid(H)`.
+    """
+    half = width / height
+    return pixel_centres(width, -half, half)[None, :], pixel_centres(height)[:, None]
 
 
 def capsule(x: Tensor, y: Tensor, ax, ay, bx, by) -> tuple[Tensor, Tensor]:
@@ -66,11 +76,6 @@ def piecewise_linear(t: Tensor, knots: Sequence[tuple[float, float]]) -> Tensor:
         w = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
         out = out + w * (v1 - v0)
     return out
-
-
-def smoothstep(t: Tensor) -> Tensor:
-    t = t.clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 def area_resize(image: Tensor, size: int) -> Tensor:

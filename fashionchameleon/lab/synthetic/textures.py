@@ -4,12 +4,15 @@ A texture is painted in garment-atlas coordinates (x, y in [-1, 1], y down; see 
 so the same pattern appears on the flat-lay and, through UV mapping, on the dressed body.
 Scales are in atlas units: the torso of an upper garment spans about one unit across, which
 is roughly 25-30 px in a 128 px video, so the smallest periods below still span >= 5 px there.
+`scale_pattern` coarsens the periodic families (stripes, checks, dots) for a framing whose
+codec-kept detail asks for it (the fashion framing: >= 2 latent cells, 16 px, a period).
 
 `render_texture(spec, res) -> [3, res, res]` in [0, 1] paints any spec; `ImageTexture` wraps an
 already atlas-aligned image (a user's flat-lay) so it can stand in for a procedural texture.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Union
@@ -23,7 +26,7 @@ from .shapes import area_resize, capsule, grid, inside_polygon
 
 __all__ = ["Solid", "Stripes", "Checks", "Dots", "ColourBlocks", "Logo", "ImageTexture", "Texture",
            "TEXTURE_FAMILIES", "HELD_OUT_FAMILY", "TRAIN_FAMILIES", "GLYPHS", "render_texture",
-           "sample_texture", "texture_colours"]
+           "sample_texture", "texture_colours", "scale_pattern"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,17 @@ def texture_colours(spec: Texture) -> tuple[Colour, ...]:
         m = spec.image.float().mean(dim=(1, 2))
         return ((float(m[0]), float(m[1]), float(m[2])),)
     return tuple(spec.colours)
+
+
+def scale_pattern(spec: Texture, factor: float) -> Texture:
+    """The same texture with its period `factor` times longer (stripes, checks, dots; others as they are)."""
+    if factor == 1.0:
+        return spec
+    if isinstance(spec, (Stripes, Checks)):
+        return dataclasses.replace(spec, period=spec.period * factor)
+    if isinstance(spec, Dots):
+        return dataclasses.replace(spec, spacing=spec.spacing * factor, radius=spec.radius * factor)
+    return spec
 
 
 def sample_texture(rng: np.random.Generator, family: str, *, base: Colour | None = None,

@@ -10,6 +10,12 @@ reference, slot layout, prompt) draws from its own generator seeded by (seed, co
 `render_with(seed, garments)` keeps the person, motion, background, timing and references of
 `make_sample(seed)` and changes only the clothes. Seeds are split by range; the train and val
 splits never use `HELD_OUT_FAMILY`, the test split uses it for about half of its garments.
+
+`WorldConfig.framing` picks the camera and frame size (`camera.FRAMINGS`): "full_body" (the
+default) is the fixed camera on square frames, "fashion" a portrait frame whose camera follows the
+person. Every framing draws the same plan from a seed (person, motion, background, garments,
+prompt); the fashion framing only draws the garments' periodic patterns coarser, to keep them
+within what the codec keeps at its scale.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from torch import Tensor
 
 from ...runtime.config import JsonConfig
 from .background import BackgroundSpec, render_background, sample_background_spec
-from .garments import Garment, flat_lay, garments_differ, outfit_flat_lay, sample_garment
+from .camera import FRAMINGS
+from .garments import Garment, coarsened, flat_lay, garments_differ, outfit_flat_lay, sample_garment
 from .motion import FPS, MOTION_NAMES, MotionParams, Pose, motion_prompt, pose_clip, sample_motion
 from .people import Person, sample_person
 from .render import Clip, render_pose
@@ -46,17 +53,26 @@ _STREAMS = {"person": 1, "motion": 2, "background": 3, "garments": 4, "reference
 class WorldConfig(JsonConfig):
     """What `make_sample` renders (JSON round trip via `to_json` / `from_json`)."""
 
-    size: int = 128  # square frames, size x size
+    size: int = 128  # frames are size x size unless the framing or height / width say otherwise
     frames: int = 48  # pixel frames per video
     slots: str = "random"  # full | upper_lower | random (per sample)
     max_reference_views: int = 2  # 1: the re-dressed first frame; 2: + the same outfit turned
     fps: float = FPS
     motions: tuple[str, ...] = MOTION_NAMES  # the motions samples draw from
+    framing: str = "full_body"  # full_body (fixed camera, square) | fashion (portrait, following camera)
+    height: int | None = None  # frame height in px; None: the framing's (fashion: 144) or size
+    width: int | None = None  # frame width in px; None: the framing's (fashion: 112) or size
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "motions", tuple(self.motions))
         if self.size < 32:
             raise ValueError(f"size must be >= 32, got {self.size}")
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"framing must be one of {tuple(FRAMINGS)}, got {self.framing!r}")
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value is not None and value < 32:
+                raise ValueError(f"{name} must be >= 32 (or None), got {value}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if self.slots not in SLOT_LAYOUTS + ("random",):
@@ -66,6 +82,11 @@ class WorldConfig(JsonConfig):
         unknown = sorted(set(self.motions) - set(MOTION_NAMES))
         if not self.motions or unknown:
             raise ValueError(f"motions must be a non-empty subset of {MOTION_NAMES}, got unknown {unknown}")
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of every image of a sample."""
+        return FRAMINGS[self.framing].frame_size(self.size, self.height, self.width)
 
 
 def split_of(seed: int) -> str:
@@ -79,12 +100,12 @@ def split_of(seed: int) -> str:
 
 @dataclass
 class Sample:
-    """One training triplet; images in [-1, 1], square `S = config.size`.
+    """One training triplet; images in [-1, 1], `(H, W) = config.frame_size` (S x S by default).
 
-    video `[T, 3, S, S]`; references `[V, 3, S, S]` (view 0: frame 0 re-dressed, view 1: the same
-    outfit turned); garments `{slot: [3, S, S]}` flat-lays of what the video wears (slot "full",
-    or "upper" and "lower"); masks `{person, upper, lower, skin, hair, head: [T, S, S] bool}`;
-    reference_masks the same keys `[V, S, S]`; background `[3, S, S]` (the plate); meta: JSON-able.
+    video `[T, 3, H, W]`; references `[V, 3, H, W]` (view 0: frame 0 re-dressed, view 1: the same
+    outfit turned); garments `{slot: [3, H, W]}` flat-lays of what the video wears (slot "full",
+    or "upper" and "lower"); masks `{person, upper, lower, skin, hair, head: [T, H, W] bool}`;
+    reference_masks the same keys `[V, H, W]`; background `[3, H, W]` (the plate); meta: JSON-able.
     """
 
     video: Tensor
@@ -142,6 +163,9 @@ def plan_sample(seed: int, config: WorldConfig = WorldConfig()) -> SamplePlan:
                 break
         reference[kind] = candidate
     turn = float(rng.choice((0.5 * math.pi, -0.5 * math.pi, math.pi)) + rng.uniform(-0.25, 0.25))
+    scale = FRAMINGS[config.framing].pattern_scale  # after all draws: the same garments, coarser patterns
+    garments = {k: coarsened(g, scale) for k, g in garments.items()}
+    reference = {k: coarsened(g, scale) for k, g in reference.items()}
     slots = config.slots
     if slots == "random":
         slots = SLOT_LAYOUTS[int(_rng(seed, "slots").integers(len(SLOT_LAYOUTS)))]
@@ -155,23 +179,28 @@ def _to_signed(x: Tensor) -> Tensor:
 
 
 def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample:
-    """Render a plan into a `Sample`."""
-    size = config.size
-    plate = render_background(plan.background, size)
+    """Render a plan into a `Sample` (the framing's camera looks at the plan's world-unit poses)."""
+    framing = FRAMINGS[config.framing]
+    height, width = config.frame_size
+    plate = render_background(plan.background, height, width)
     pose = pose_clip(plan.person, plan.motion, config.frames, config.fps)
-    clip = render_pose(plan.person, plan.garments, pose, plate)
+    camera = framing.camera(plan.person, pose)
+    person, res = camera.person(plan.person), camera.atlas_res(height)
+    clip = render_pose(person, plan.garments, camera.view(pose), plate, res, framing.face)
     first = pose.select(0)
     views = first
     if config.max_reference_views == 2:
         turned = first.turned(plan.reference_turn)
         views = Pose(np.concatenate([first.local, turned.local]), np.concatenate([first.facing, turned.facing]),
                      np.concatenate([first.root, turned.root]))
-    refs: Clip = render_pose(plan.person, plan.reference_garments, views, plate)
+    # the reference views are frame 0, so they are seen by frame 0's camera
+    refs: Clip = render_pose(person, plan.reference_garments, camera.select(np.zeros(views.frames, int)).view(views),
+                             plate, res, framing.face)
     upper, lower = plan.garments["upper"], plan.garments["lower"]
     if plan.slots == "full":
-        slot_images = {"full": outfit_flat_lay(upper, lower, size)}
+        slot_images = {"full": outfit_flat_lay(upper, lower, (height, width))}
     else:
-        slot_images = {"upper": flat_lay(upper, size), "lower": flat_lay(lower, size)}
+        slot_images = {"upper": flat_lay(upper, (height, width)), "lower": flat_lay(lower, (height, width))}
     meta = {
         "seed": plan.seed, "split": plan.split, "slots": plan.slots, "motion": plan.motion.name,
         "motion_params": plan.motion.describe(), "person": plan.person.describe(),
@@ -181,7 +210,8 @@ def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample
         "families": {k: g.front.family for k, g in plan.garments.items()},
         "reference_families": {k: g.front.family for k, g in plan.reference_garments.items()},
         "reference_turn": plan.reference_turn, "facing": [float(f) for f in pose.facing],
-        "size": size, "frames": config.frames, "fps": config.fps,
+        "size": config.size, "frames": config.frames, "fps": config.fps,
+        "framing": config.framing, "height": height, "width": width,
     }
     return Sample(
         video=_to_signed(clip.video), references=_to_signed(refs.video),

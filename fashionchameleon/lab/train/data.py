@@ -2,7 +2,8 @@
 
 Every batch is a pure function of (data config, step, rank): a resumed or restarted run sees the
 same data, and ranks of a `torchrun` job see disjoint samples. One batch shares one layout
-(number of reference views, garment slots).
+(number of reference views, garment slots). Frames are `DataConfig.frame_size` (H, W): square
+`size` by default, portrait for the world's "fashion" framing (videos, references and flat-lays alike).
 """
 from __future__ import annotations
 
@@ -25,13 +26,30 @@ __all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBat
 @dataclass(frozen=True)
 class DataConfig(JsonConfig):
     source: str = "world"  # "world" (procedural, on the fly) or "manifest" (a CSV of user clips)
-    size: int = 128
+    size: int = 128  # square frames unless the framing or height / width say otherwise
     frames: int = 48  # pixel frames per clip (whole 3-latent-frame chunks for the DiT stages)
     batch_size: int = 4
     two_slot_prob: float = 0.5  # world: chance a batch uses upper + lower slots instead of one outfit
     two_view_prob: float = 0.3  # chance a batch uses 2 reference views (when the clips have them)
     manifest: str = ""  # CSV path when source == "manifest"
     seed: int = 0
+    framing: str = "full_body"  # world: full_body (fixed camera, square) | fashion (portrait, following camera)
+    height: int | None = None  # frame height in px; None: the world framing's (fashion: 144), else size
+    width: int | None = None  # frame width in px; None: the world framing's (fashion: 112), else size
+
+    def world(self):
+        """The `WorldConfig` of a world source (imports the world)."""
+        from ..synthetic import WorldConfig
+
+        return WorldConfig(size=self.size, frames=self.frames, framing=self.framing, height=self.height,
+                           width=self.width)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of every image of a batch."""
+        if self.source == "world":
+            return self.world().frame_size
+        return (self.size if self.height is None else self.height, self.size if self.width is None else self.width)
 
 
 class ClipSource(Protocol):
@@ -42,10 +60,10 @@ class ClipSource(Protocol):
 
 class WorldSource:
     def __init__(self, cfg: DataConfig, split: str = "train") -> None:
-        from ..synthetic import SPLITS, WorldConfig  # the world is only imported when training on it
+        from ..synthetic import SPLITS  # the world is only imported when training on it
 
         self.cfg, self.seeds = cfg, SPLITS[split]
-        self.world = WorldConfig(size=cfg.size, frames=cfg.frames)
+        self.world = cfg.world()
 
     def samples(self, step: int, index0: int, count: int):
         from ..synthetic import make_sample
@@ -67,7 +85,7 @@ class ManifestSource:
         from ..data import ManifestConfig, ManifestDataset
 
         self.cfg = cfg
-        self.dataset = ManifestDataset(ManifestConfig(cfg.manifest, size=(cfg.size, cfg.size), frames=cfg.frames))
+        self.dataset = ManifestDataset(ManifestConfig(cfg.manifest, size=cfg.frame_size, frames=cfg.frames))
         self.groups = list(self.dataset.layouts().values())  # rows of one garment layout each
 
     def samples(self, step: int, index0: int, count: int):
