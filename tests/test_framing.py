@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from fashionchameleon.lab.synthetic import (FRAMINGS, Checks, Dots, Logo, Stripes, WorldConfig, coarsened,
-                                            make_sample, plan_sample, pose_clip, render_plan)
+from fashionchameleon.lab.synthetic import (FRAMINGS, LOWER_SHAPES, UPPER_SHAPES, Checks, Dots, Logo, Stripes,
+                                            WorldConfig, coarsened, flat_lay, garment_from_image, make_sample,
+                                            outfit_flat_lay, outfit_from_image, plan_sample, pose_clip,
+                                            render_background, render_plan, sample_background_spec, sample_garment)
 from fashionchameleon.lab.synthetic.motion import J
 from fashionchameleon.lab.synthetic.stats import TOKEN, frame_stats, tokens_per_frame
 from fashionchameleon.lab.train.data import DataConfig, clip_batches
@@ -181,3 +183,25 @@ def test_data_config_plumbs_the_framing_and_a_teacher_step_runs_on_portrait_batc
     loss = stage.train_step(0)["loss"]
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, stage.model.parameters()))
+
+
+def test_portrait_flat_lays_read_back_as_the_garment():
+    rng = np.random.default_rng(0)
+    for shape in UPPER_SHAPES + LOWER_SHAPES:
+        kind = "upper" if shape in UPPER_SHAPES else "lower"
+        g = sample_garment(rng, kind, ("solid",), shape=shape)
+        assert garment_from_image(flat_lay(g, (144, 112)), kind).shape == shape
+    up, low = sample_garment(rng, "upper", ("solid",), shape="tshirt"), sample_garment(rng, "lower", ("solid",),
+                                                                                       shape="skirt")
+    outfit = outfit_flat_lay(up, low, (144, 112))
+    assert outfit.shape == (3, 144, 112) and [g.shape for g in outfit_from_image(outfit)] == ["tshirt", "skirt"]
+
+
+def test_studio_plates_do_not_change_along_x():
+    """What lets the panning camera keep one plate: the studio styles are constant along each row."""
+    rng = np.random.default_rng(3)
+    for style in ("solid", "gradient", "floor_wall"):
+        spec = dataclasses.replace(sample_background_spec(rng), style=style)
+        plate = render_background(spec, 144, 112)
+        assert plate.shape == (3, 144, 112) and torch.equal(plate, plate[:, :, :1].expand_as(plate))
+        assert torch.equal(render_background(spec, 96, 96), render_background(spec, 96))

@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                        min(s.pixels["head"] for s in stats), np.mean([e.mean() for e in side]),
                        np.mean([e.mean() for e in calm]) if calm else float("nan"),
                        np.mean([s.head_whole.mean() for s in stats])))
-    print(f"\n{'framing':<18} {'tokens':>6} {'height min':>10} {'height mean':>11} {'head px':>8} {'head min':>8} "
+    print(f"\n{'framing':<18} {'tokens':>6} {'height min':>10} {'height mean':>11} {'head px':>8} {'head min clip':>13} "
           f"{'side (all)':>10} {'side (no gesture)':>17} {'head whole':>10}")
     for name, tok, hmin, hmean, head, head_min, side, calm, whole in checks:
-        print(f"{name:<18} {tok:>6} {hmin:>10.1%} {hmean:>11.1%} {head:>8.0f} {head_min:>8.0f} {side:>10.1%} "
+        print(f"{name:<18} {tok:>6} {hmin:>10.1%} {hmean:>11.1%} {head:>8.0f} {head_min:>13.0f} {side:>10.1%} "
               f"{calm:>17.1%} {whole:>10.1%}")
     return 0
 
