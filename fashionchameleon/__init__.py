@@ -8,7 +8,7 @@ try a garment off, read and write the pack's files. Behind it:
 
     runtime/   what a ComfyUI user runs
       config.py     model and stream configs, presets
-      dit/          the Wan-layout DiT (model, attention, RoPE, fused ops, compiled block)
+      dit/          the Wan-layout DiT (model, attention, RoPE, fused ops)
       stream/       the streaming session, KV cache, sampler, rescheduling (the switch)
       encoders/     latent codec and prompt encoder protocols, and the tiny built-in ones
       files/        checkpoints (ours and foreign layouts), media, the pack's bundled paths

@@ -41,12 +41,6 @@ class LoadTeacher(io.ComfyNode):
                 io.Combo.Input("device", options=list(host.DEVICES), default="auto",
                                tooltip="'auto' runs on ComfyUI's device (the GPU unless ComfyUI was started with "
                                        "--cpu); 'cpu' keeps this small model off the GPU."),
-                io.Boolean.Input("compile", default=False, optional=True,
-                                 tooltip="Run the DiT blocks through torch.compile: the small ops around attention "
-                                         "fuse, so every chunk is faster (measured in the pack's README). The first "
-                                         "stream of each size waits while they compile (tens of seconds on a "
-                                         "small CPU). Needs a C++ compiler; without one the model runs "
-                                         "uncompiled and the log says why."),
             ],
             outputs=[FC_MODEL.Output(display_name="model",
                                      tooltip="The loaded model, for 'FashionChameleon stream generate' and "
@@ -54,7 +48,7 @@ class LoadTeacher(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model: str, dtype: str = "auto", device: str = "auto", compile: bool = False):
+    def fingerprint_inputs(cls, model: str, dtype: str = "auto", device: str = "auto"):
         """Re-load when a weight file changes on disk (e.g. a training run writes new embedded weights)."""
         try:
             path = folders.resolve(model)
@@ -63,17 +57,16 @@ class LoadTeacher(io.ComfyNode):
         root = Path(fc.WEIGHTS_DIR)
         files = [root / name for name in fc.PARTS.values()] + ([] if path is None else [path])
         stamps = [(str(f), st.st_ino, st.st_mtime_ns, st.st_size) for f in files if f.is_file() for st in [f.stat()]]
-        return (model, dtype, device, bool(compile), tuple(stamps))
+        return (model, dtype, device, tuple(stamps))
 
     @classmethod
-    def execute(cls, model: str, dtype: str = "auto", device: str = "auto", compile: bool = False) -> io.NodeOutput:
+    def execute(cls, model: str, dtype: str = "auto", device: str = "auto") -> io.NodeOutput:
         dev = host.pick_device(device)
         dt = host.pick_dtype(dtype, dev)
         path = folders.resolve(model)
         with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
             loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
-        loaded.compile_blocks(compile)
-        log.info("loaded %s on %s as %s%s", model, dev, dt, " (blocks compiled on first use)" if compile else "")
+        log.info("loaded %s on %s as %s", model, dev, dt)
         return io.NodeOutput(loaded)
 
 

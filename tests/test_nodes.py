@@ -144,7 +144,6 @@ def test_load_teacher_loads_the_embedded_model_on_the_comfy_device(host, weights
                                                   weights.student.state_dict().values()))
     (half,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="bf16", device="cpu")
     assert half.student.dtype == torch.bfloat16 and half.codec.latent_mean.dtype == torch.float32
-    assert loaded.student.compiler is None  # compiling is opt-in
 
 
 def test_load_teacher_weights_are_ordinary_tensors_under_comfyui_inference_mode(host, weights):
@@ -152,14 +151,6 @@ def test_load_teacher_weights_are_ordinary_tensors_under_comfyui_inference_mode(
         (loaded,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="fp32", device="cpu")
     assert not any(p.is_inference() for p in loaded.student.parameters())  # so fused weights can be cached
     assert not any(p.requires_grad for p in loaded.student.parameters())
-
-
-def test_load_teacher_compile_option_hands_out_models_that_compile_their_blocks(host, weights):
-    (loaded,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="fp32", device="cpu", compile=True)
-    assert loaded.student.compiler is not None and loaded.student.compiler.error is None
-    fingerprint = host.load.LoadTeacher.fingerprint_inputs
-    assert (fingerprint(model="embedded (bundled)", dtype="auto", device="auto", compile=True)
-            != fingerprint(model="embedded (bundled)", dtype="auto", device="auto"))
 
 
 def test_load_teacher_is_fingerprinted_by_its_weight_files(host, weights):

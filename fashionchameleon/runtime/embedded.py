@@ -68,12 +68,6 @@ class EmbeddedModel:
     tryoff: WanDiT | None = None
     stream_config: StreamConfig = field(default_factory=StreamConfig)
 
-    def compile_blocks(self, enabled: bool = True) -> None:
-        """`WanDiT.compile_blocks` on each DiT present (a DiT that fills two roles is set once)."""
-        dits = {id(d): d for d in (self.student, self.teacher, self.tryoff) if d is not None}
-        for dit in dits.values():
-            dit.compile_blocks(enabled)
-
     def session(self, references: torch.Tensor, garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
                 config: StreamConfig | None = None, model: WanDiT | None = None, codec: LatentCodec | None = None,
                 prompt_encoder: PromptEncoder | None = None) -> StreamSession:

@@ -17,19 +17,18 @@ from typing import Callable
 import torch
 
 from .encoders.codec import LatentCodec
+from .rules import SLOTS, check_slot_names
 from .dit.model import WanDiT
 from .stream.schedule import FlowMatchSchedule, frame_timesteps
 
 __all__ = ["SLOTS", "PERSON_POS", "REFERENCE_POS", "garment_position", "canvas_positions", "generate_frame",
            "try_off"]
 
-SLOTS = ("full", "upper", "lower")
 PERSON_POS, REFERENCE_POS = 0, 4
 
 
 def garment_position(slot: str) -> int:
-    if slot not in SLOTS:
-        raise ValueError(f"unknown garment slot {slot!r}; choose one of {list(SLOTS)}")
+    check_slot_names([slot])
     return 1 + SLOTS.index(slot)
 
 

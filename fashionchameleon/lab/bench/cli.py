@@ -36,8 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher-steps", type=int, default=BenchConfig.teacher_steps)
     p.add_argument("--teacher-chunks", type=int, default=BenchConfig.teacher_chunks,
                    help="teacher clip length in student chunks (7 = 21 latent frames)")
-    p.add_argument("--compile", action="store_true",
-                   help="run the student's and teacher's blocks through torch.compile (compiled during warm-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     p.set_defaults(fn=main)
@@ -48,7 +46,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                        random_weights=args.random_weights, layers=args.layers, size=args.size,
                        weights=Path(args.weights), seed=args.seed, warmup_chunks=args.warmup_chunks,
                        chunks=args.chunks, long_frames=args.long_frames, teacher_steps=args.teacher_steps,
-                       teacher_chunks=args.teacher_chunks, compile=args.compile)
+                       teacher_chunks=args.teacher_chunks)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -56,7 +56,6 @@ class BenchConfig:
     teacher_chunks: int = 7  # clip length of the teacher comparison, in student chunks (7 = 21 latent frames)
     peak_size: int | None = None  # square matmul size of the peak measurement (None: 1024 cpu, 8192 cuda)
     peak_seconds: float = 1.0  # time spent measuring the matmul peak
-    compile: bool = False  # student and teacher blocks through torch.compile (`WanDiT.compile_blocks`)
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):

@@ -21,8 +21,7 @@ def _header(r: dict) -> list[str]:
     model = f"{r['weights']} weights, {_count(m['layers'], 'layer')}, {m['params'] / 1e6:,.1f}M params"
     return [f"FashionChameleon streaming benchmark — {r['preset']} ({model}), {h}x{w}",
             f"machine  {r['machine']}",
-            f"runtime  torch {r['torch']} · {r['device']} · {r['dtype']} · {r['threads']} threads · "
-            f"torch.compile {r.get('compiled', 'off')}",
+            f"runtime  torch {r['torch']} · {r['device']} · {r['dtype']} · {r['threads']} threads",
             f"stream   {m['tokens_per_frame']} tokens/latent frame · {m['conditions']} condition frames · "
             f"{m['cache_frames']}-frame cache · {m['passes_per_chunk']} passes/chunk · "
             f"{d['steady']['frames_per_chunk']} frames/chunk · codec {m['codec']}"]

@@ -132,5 +132,4 @@ def build_setup(cfg: BenchConfig) -> BenchSetup:
             log.warning("no embedded student in %s: benchmarking random weights of preset %r", cfg.weights,
                         cfg.preset)
         setup = _random_setup(cfg, clock)
-    setup.bundle.compile_blocks(cfg.compile)
     return setup

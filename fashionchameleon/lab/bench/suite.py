@@ -98,7 +98,7 @@ def _sample(setup: BenchSetup) -> Sample:
 
 def warm_up(setup: BenchSetup, cfg: BenchConfig) -> None:
     """A throw-away stream with a switch, and one teacher step on the measured clip length: kernels chosen,
-    allocators grown, pages touched, and with `--compile` every pass shape compiled before timing."""
+    allocators grown, pages touched."""
     session = setup.session(cfg.seed)
     for _ in range(cfg.warmup_chunks):
         session.step()
@@ -290,10 +290,8 @@ def summarise(setup: BenchSetup, cfg: BenchConfig, stream: StreamRun, switch: Sw
     teach, teach_d = _teacher_summary(setup, cfg, teacher)
     eff, eff_d = _efficiency(setup, cfg, stream, peak)
     preset = setup.model.cfg.name if setup.weights == "embedded" else cfg.preset
-    compiler = setup.model.compiler
-    compiled = "off" if compiler is None else "on" if compiler.error is None else f"failed, eager ({compiler.error})"
     result = {**speed, "resolution": list(setup.resolution), **switch_top, **growth, **teach, **eff,
-              "device": cfg.device, "dtype": cfg.dtype_name, **environment(cfg.device), "compiled": compiled,
+              "device": cfg.device, "dtype": cfg.dtype_name, **environment(cfg.device),
               "preset": preset, "weights": setup.weights}
     result["details"] = {**_model_details(setup), **speed_d, **growth_d, **switch_d, **teach_d, **eff_d}
     return result

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .attention import attend, expand_mask
-from .compiled import BlockCompiler
 from ..config import ModelConfig
 from .fused import feed_forward, gated_add, modulated_norm, modulation_terms, rms_norm
 from .rope import apply_rope, rope_cos_sin
@@ -218,7 +217,6 @@ class WanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
-        self.compiler: BlockCompiler | None = None  # set by `compile_blocks`
         self.reset_parameters()
 
     # ---------------------------------------------------------------- init
@@ -276,21 +274,11 @@ class WanDiT(nn.Module):
         e0 = self.time_projection(e).float().view(b, f, 6, self.cfg.dim)
         return e.float().view(b, f, self.cfg.dim), e0
 
-    def compile_blocks(self, enabled: bool = True) -> "WanDiT":
-        """Run the blocks through `torch.compile` at inference (`fashionchameleon.runtime.dit.compiled`): the small ops
-        around attention fuse. Training (grad enabled) stays eager. Falls back to eager if compiling fails."""
-        self.compiler = BlockCompiler() if enabled else None
-        return self
-
     def _run_blocks(self, tokens: torch.Tensor, e0: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                     text: TextKV, attention: SelfAttention, count: int) -> torch.Tensor:
-        """The first `count` blocks on tokens `[B, F, S, D]` (compiled at inference when `compile_blocks` asked)."""
-        compiled = self.compiler if self.compiler is not None and not torch.is_grad_enabled() else None
+        """The first `count` blocks on tokens `[B, F, S, D]`."""
         for i, blk in enumerate(self.blocks[:count]):
-            if compiled is not None:
-                tokens = compiled(blk, tokens, e0, rope, text.k[i], text.v[i], attention, i)
-            else:
-                tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
+            tokens = blk(tokens, e0, rope, text.k[i], text.v[i], attention, i)
         return tokens
 
     # ---------------------------------------------------------------- forward
