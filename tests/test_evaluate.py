@@ -201,8 +201,9 @@ def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):
                      "ablation: refresh + withdraw", "ablation: full (+ disentangle)"]
     rows = {r["name"]: r for r in result["rows"]}
     assert set(rows["student"]["metrics"]) >= {"garment", "identity", "switch_first", "drift_late", "tryoff"}
-    assert set(rows["teacher"]["metrics"]) == {"garment", "identity", "pattern"}
-    assert set(rows["oracle through the codec"]["metrics"]) == {"garment", "identity", "pattern"}
+    assert set(rows["teacher"]["metrics"]) == {"garment", "identity", "pattern", "recon"}
+    assert set(rows["oracle through the codec"]["metrics"]) == {"garment", "identity", "pattern", "recon"}
+    assert rows["oracle"]["metrics"]["recon"] == 0.0 < rows["oracle through the codec"]["metrics"]["recon"]
     assert rows["ablation: full (+ disentangle)"]["metrics"]["switch_first"] == \
         rows["student"]["metrics"]["switch_first"]
     assert "teacher_vs_student" in result["comparisons"]
@@ -233,3 +234,34 @@ def test_eval_cli_on_a_folder_of_flat_lays(tmp_path, capsys):
     m = result["rows"][0]["metrics"]
     assert m["garment"] == 1.0 and m["switch_first"] == 1.0 and m["switch_later"] == 1.0 and m["tryoff"] == 1.0
     assert (out / "eval.md").read_text().startswith("# FashionChameleon evaluation")
+
+
+class ColourBlobGenerator(OracleGenerator):
+    """The true render with each garment painted in its own mean colour, frame by frame: the right shapes,
+    colours and motion, no pattern (what a model that learned only colour paints)."""
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        video = sample.video[:frames].clone()  # [T, 3, H, W]
+        for key in ("upper", "lower"):
+            for t, mask in enumerate(sample.masks[key][:frames]):
+                if mask.any():
+                    video[t][:, mask] = video[t][:, mask].mean(1, keepdim=True)
+        return video
+
+
+BLOB_CFG = EvalConfig(samples=6, frames=24, chunk=6, sections=("garment", "pattern", "recon"))
+
+
+@pytest.fixture(scope="module")
+def blob_cases():
+    return build_cases(BLOB_CFG)  # 128 px: the size the bars are measured at
+
+
+def test_a_figure_painted_in_its_garments_colours_fails_the_pattern_bar(blob_cases):
+    rows = run_eval({"oracle": OracleGenerator(BLOB_CFG.world()), "blob": ColourBlobGenerator(BLOB_CFG.world())},
+                    BLOB_CFG, cases=blob_cases)["rows"]
+    oracle, blob = (r["metrics"] for r in rows)
+    assert oracle["pattern"] == 1.0 and oracle["recon"] == 0.0
+    assert blob["garment"] >= 0.8  # colour and placement carry garment retrieval ...
+    assert blob["pattern"] < BARS["pattern"] - 0.3  # ... but not the pattern score
+    assert blob["recon"] > 0.1  # and the first chunk's person pixels are off

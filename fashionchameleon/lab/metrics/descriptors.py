@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["foreground_mask", "colour_histogram", "texture_histogram", "describe", "descriptor_distance",
-           "head_mask", "open_mask", "erode_mask", "soft_colour_histogram", "band_means", "robust_describe"]
+           "head_mask", "open_mask", "erode_mask", "soft_colour_histogram", "band_means", "robust_describe",
+           "pattern_describe"]
 
 
 def foreground_mask(frames: torch.Tensor, background: torch.Tensor, threshold: float = 0.12) -> torch.Tensor:
@@ -180,3 +181,48 @@ def robust_describe(frames: torch.Tensor, background: torch.Tensor, region=None,
     if bands > 0:
         parts.append(band_weight * band_means(frames, mask, inner, bands))
     return torch.cat(parts)
+
+
+# ---- the pattern descriptor: texture without colour ------------------------------------------
+# Candidates that differ only in their pattern share shapes and dominant colours, so colour must
+# not decide. `pattern_describe` keeps the luminance of the figure's interior, removes its mean and
+# divides by its spread per frame (a codec's loss of contrast does not count against a generator,
+# but a spread below `min_contrast` stays small: a flat colour blob keeps no texture), and describes
+# what is left by gradient orientations at three scales (stripes vs checks vs dots, their direction
+# and period) and the share of strong edges at each scale.
+
+
+def pattern_describe(frames: torch.Tensor, background: torch.Tensor, region=None, scale: int = 2,
+                     open_size: int = 3, erode_size: int = 3, scales: tuple[int, ...] = (1, 2, 4),
+                     min_contrast: float = 0.05, threshold: float = 0.12) -> torch.Tensor:
+    """Colour-normalised texture descriptor of the foreground of frames `[T, 3, H, W]` (plate `[3, H, W]`).
+
+    Returns `[len(scales) * 9]`: per scale, an 8-bin orientation histogram and the strong-edge share,
+    both per interior pixel.
+    """
+    frames, background = frames.float(), background.float()
+    if scale > 1:
+        frames = F.avg_pool2d(frames, scale)
+        background = F.avg_pool2d(background[None], scale)[0]
+    mask = open_mask(foreground_mask(frames, background, threshold), open_size)
+    if region is not None:
+        mask = region(mask)
+    inner = erode_mask(mask, erode_size).float()[:, None]  # [T, 1, H, W]
+    gray = ((frames + 1) / 2).mean(1, keepdim=True)  # [T, 1, H, W]
+    count = inner.sum((2, 3), keepdim=True).clamp_min(1)
+    mean = (gray * inner).sum((2, 3), keepdim=True) / count
+    spread = (((gray - mean) ** 2 * inner).sum((2, 3), keepdim=True) / count).sqrt()
+    norm = (gray - mean) / spread.clamp_min(min_contrast) * inner  # [T, 1, H, W]; 0 outside the interior
+    feats = []
+    for s in scales:
+        g = F.avg_pool2d(norm, s) if s > 1 else norm
+        m = (F.avg_pool2d(inner, s) > 0.99)[:, 0] if s > 1 else inner[:, 0] > 0.5  # cells wholly inside
+        m = erode_mask(m, 3)  # no gradient across the interior's edge
+        gx, gy = _gradients(g)
+        mag = torch.sqrt(gx ** 2 + gy ** 2) * m
+        angle = torch.atan2(gy, gx) % math.pi
+        idx = (angle / math.pi * 8).long().clamp_max(7)
+        hist = torch.zeros(8, device=g.device).index_add_(0, idx.flatten(), mag.flatten())
+        total = m.sum().clamp_min(1)
+        feats += [hist / total, (mag > 0.5).sum().reshape(1) / total]
+    return torch.cat(feats)

@@ -20,7 +20,8 @@ __all__ = ["COLUMNS", "markdown_table", "markdown_report", "write_json", "read_j
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("garment", "garment"),
     ("identity", "identity"),
-    ("pattern", "pattern (diag.)"),
+    ("pattern", "pattern"),
+    ("recon", "person L1, 1st chunk (lower is better)"),
     ("switch_first", "switch 1st chunk"),
     ("switch_later", "switch later"),
     ("continuity", "continuity"),

@@ -12,7 +12,7 @@ from .scores import RETRIEVALS
 
 __all__ = ["Row", "ABLATION", "default_rows", "as_rows", "common_chunk"]
 
-_ROW_SECTIONS = ("garment", "identity", "pattern", "switch", "drift", "tryoff")
+_ROW_SECTIONS = ("garment", "identity", "pattern", "recon", "switch", "drift", "tryoff")
 
 
 @dataclass

@@ -7,8 +7,13 @@ texture, `descriptors.robust_describe`):
   garments among the case's K outfits (same person, motion and frames), so copying the reference's
   outfit fails;
 - identity retrieval: the head region of the same window among K people wearing the same clothes;
-- pattern retrieval (a diagnostic, no bar): the same window among K outfits that differ only in
-  their pattern (same shapes, same dominant colours), so colour and where it sits cannot decide;
+- pattern retrieval: the same window among K outfits that differ only in their pattern (same
+  shapes, same dominant colours), on a colour-normalised texture descriptor
+  (`descriptors.pattern_describe`), so colour and where it sits cannot decide and a figure painted
+  in its garments' colours fails;
+- first-chunk person error: mean |generated - truth| inside the true person mask over the first
+  chunk, which starts from the reference's pose (the one window where pixels are comparable); the
+  "oracle through the codec" row's value is the codec's own floor;
 - switch success: after a switch at a chunk boundary, the new garment must be retrieved in the
   first chunk and from the second chunk on (the old one must not);
 - continuity: silhouette IoU across the switch / median adjacent IoU, with the motion amplitude
@@ -29,21 +34,25 @@ from torch import Tensor
 
 from .cases import EvalCase
 from .config import EvalConfig
-from .descriptors import foreground_mask, head_mask, open_mask, robust_describe
+from .descriptors import foreground_mask, head_mask, open_mask, pattern_describe, robust_describe
 from .generators import ClipGenerator, EvalSample, OracleGenerator, TryOffExtractor, render_frames
 from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
 __all__ = ["RETRIEVALS", "plain_clips", "garment_retrieval", "identity_retrieval", "pattern_retrieval",
-           "switch_metrics", "drift", "tryoff_retrieval", "summarise"]
+           "first_chunk_error", "switch_metrics", "drift", "tryoff_retrieval", "summarise"]
 
 
 def _masks(frames: Tensor, background: Tensor, cfg: EvalConfig) -> Tensor:
     return open_mask(foreground_mask(frames, background), cfg.mask_open)
 
 
-def _describe(frames: Tensor, background: Tensor, cfg: EvalConfig, region=None) -> Tensor:
-    """The evaluation's descriptor of a window (`descriptors.robust_describe`)."""
+def _describe(frames: Tensor, background: Tensor, cfg: EvalConfig, region=None, metric: str = "garment") -> Tensor:
+    """The evaluation's descriptor of a window: colour-normalised texture for `metric` "pattern"
+    (`descriptors.pattern_describe`), colour + texture + bands otherwise (`descriptors.robust_describe`)."""
+    if metric == "pattern":
+        return pattern_describe(frames[::cfg.stride], background, region, scale=cfg.analysis_scale,
+                                open_size=cfg.mask_open)
     return robust_describe(frames[::cfg.stride], background, region, scale=cfg.analysis_scale,
                            open_size=cfg.mask_open, bands=cfg.bands)
 
@@ -88,7 +97,7 @@ def _pool(case: EvalCase, key: str, start: int, stop: int, cfg: EvalConfig, regi
         for item in items:
             kw = {"person": item} if key == "identity" else {"garments": item}
             video = render_frames(plan, world, start, stop - start, **kw)
-            out.append(_describe(video, case.sample.background, cfg, region))
+            out.append(_describe(video, case.sample.background, cfg, region, key))
         return torch.stack(out)
     return case.memo((key, start, stop, cfg.stride, cfg.analysis_scale, cfg.mask_open, cfg.bands), make)
 
@@ -101,7 +110,7 @@ def _retrieval(metric: str, generator: ClipGenerator, cases: Sequence[EvalCase],
     details = []
     for case, clip in zip(cases, clips):
         target = {"garment": case.target, "pattern": case.pattern_target}.get(metric, case.person_target)
-        query = _describe(clip[a:b], case.sample.background, cfg, region)
+        query = _describe(clip[a:b], case.sample.background, cfg, region, metric)
         decision = retrieval_decision(query, _pool(case, metric, a, b, cfg, region), target)
         extra = {"label": case.label} if metric == "garment" else {}
         details.append({"seed": case.seed, **extra, "target": target, **decision})
@@ -131,9 +140,22 @@ def identity_retrieval(generator: ClipGenerator, cases: Sequence[EvalCase], cfg:
     return _retrieval("identity", generator, cases, cfg, clips, head_mask)
 
 
+def first_chunk_error(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig,
+                      clips: Sequence[Tensor] | None = None) -> dict:
+    """Mean absolute error (images in [-1, 1]) inside the true person mask over each clip's first chunk:
+    {"recon", "details"}."""
+    clips = plain_clips(generator, cases, cfg) if clips is None else clips
+    details = []
+    for case, clip in zip(cases, clips):
+        truth, mask = case.sample.video[:cfg.chunk].float(), case.sample.masks["person"][:cfg.chunk]
+        err = (clip[:cfg.chunk] - truth).abs().mean(1)  # [c, H, W]
+        details.append({"seed": case.seed, "error": float(err[mask].mean()) if mask.any() else float("nan")})
+    return {**summarise("recon", details), "details": details}
+
+
 # the sections judged on each case's plain try-on clip (generated once per row, shared)
 RETRIEVALS: dict[str, Callable[..., dict]] = {"garment": garment_retrieval, "identity": identity_retrieval,
-                                              "pattern": pattern_retrieval}
+                                              "pattern": pattern_retrieval, "recon": first_chunk_error}
 
 
 def _switch_truth(case: EvalCase, cfg: EvalConfig) -> dict:
@@ -223,6 +245,8 @@ def summarise(section: str, details: Sequence[dict]) -> dict[str, float]:
     """A section's numbers from its per-sample details (so a subset of cases can be re-summarised)."""
     if section in ("garment", "identity", "pattern", "tryoff"):
         return {section: _mean([d["hit"] for d in details])}
+    if section == "recon":
+        return {"recon": _mean([d["error"] for d in details])}
     if section == "switch":
         truth_amp = sum(d["truth_amplitude"] for d in details)
         return {
