@@ -159,6 +159,18 @@ def band_means(frames: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor, 
     return (sums / counts.clamp_min(1)[:, None]).reshape(-1)
 
 
+def _analysed_foreground(frames: torch.Tensor, background: torch.Tensor, region, scale: int, open_size: int,
+                         threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames `[T, 3, H, W]` area-downsampled by `scale`, and their opened foreground against the equally
+    downsampled plate, narrowed by `region(mask)` if given: `[T, 3, H/s, W/s]`, `[T, H/s, W/s]` bool."""
+    frames, background = frames.float(), background.float()
+    if scale > 1:
+        frames = F.avg_pool2d(frames, scale)
+        background = F.avg_pool2d(background[None], scale)[0]
+    mask = open_mask(foreground_mask(frames, background, threshold), open_size)
+    return frames, (region(mask) if region is not None else mask)
+
+
 def robust_describe(frames: torch.Tensor, background: torch.Tensor, region=None, scale: int = 2, open_size: int = 3,
                     erode_size: int = 3, bands: int = 5, band_weight: float = 2.0,
                     threshold: float = 0.12) -> torch.Tensor:
@@ -168,13 +180,7 @@ def robust_describe(frames: torch.Tensor, background: torch.Tensor, region=None,
     narrowed by `region(mask)`, e.g. `head_mask`) gives the texture histogram, its interior
     (eroded by `erode_size`) the soft colour histogram and the band means (weight `band_weight`).
     """
-    frames, background = frames.float(), background.float()
-    if scale > 1:
-        frames = F.avg_pool2d(frames, scale)
-        background = F.avg_pool2d(background[None], scale)[0]
-    mask = open_mask(foreground_mask(frames, background, threshold), open_size)
-    if region is not None:
-        mask = region(mask)
+    frames, mask = _analysed_foreground(frames, background, region, scale, open_size, threshold)
     inner = erode_mask(mask, erode_size)
     pixels = ((frames + 1) / 2).permute(0, 2, 3, 1).reshape(-1, 3)
     parts = [soft_colour_histogram(pixels, inner.reshape(-1).float()), texture_histogram(frames, mask)]
@@ -200,13 +206,7 @@ def pattern_describe(frames: torch.Tensor, background: torch.Tensor, region=None
     Returns `[len(scales) * 9]`: per scale, an 8-bin orientation histogram and the strong-edge share,
     both per interior pixel.
     """
-    frames, background = frames.float(), background.float()
-    if scale > 1:
-        frames = F.avg_pool2d(frames, scale)
-        background = F.avg_pool2d(background[None], scale)[0]
-    mask = open_mask(foreground_mask(frames, background, threshold), open_size)
-    if region is not None:
-        mask = region(mask)
+    frames, mask = _analysed_foreground(frames, background, region, scale, open_size, threshold)
     inner = erode_mask(mask, erode_size).float()[:, None]  # [T, 1, H, W]
     gray = ((frames + 1) / 2).mean(1, keepdim=True)  # [T, 1, H, W]
     count = inner.sum((2, 3), keepdim=True).clamp_min(1)
