@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from torch import Tensor
 
-from ..synthetic import (SPLITS, TEXTURE_FAMILIES, TRAIN_FAMILIES, Garment, flat_lay, garments_differ,
-                         outfit_flat_lay, plan_sample, render_plan, restyle, sample_garment)
+from ..synthetic import (FRAMINGS, SPLITS, TEXTURE_FAMILIES, TRAIN_FAMILIES, Garment, coarsened, flat_lay,
+                         garments_differ, outfit_flat_lay, plan_sample, render_plan, restyle, sample_garment)
 from ..synthetic.palette import contrast
 from ..synthetic.people import Person, sample_person
 from ..synthetic.templates import KINDS
@@ -46,7 +46,7 @@ class EvalCase:
     switch_target: int
     switch_old: int
     tryoff_slot: str
-    tryoff_flats: list[Tensor]  # K flat-lays [3, S, S] in [-1, 1]
+    tryoff_flats: list[Tensor]  # K flat-lays [3, H, W] in [-1, 1], (H, W) = EvalConfig.frame_size
     tryoff_target: int
     tryoff_frame: int
     label: str = ""
@@ -64,16 +64,22 @@ def _families(split: str) -> tuple[str, ...]:
     return TEXTURE_FAMILIES if split == "test" else TRAIN_FAMILIES
 
 
+def _pattern_scale(cfg: EvalConfig) -> float:
+    """How much coarser the cases' world draws periodic patterns (`Framing.pattern_scale`); candidates
+    are drawn like the world's own garments."""
+    return FRAMINGS[cfg.framing].pattern_scale
+
+
 def _distinct(rng: np.random.Generator, kind: str, avoid: Sequence[Garment], count: int,
-              families: Sequence[str]) -> list[Garment]:
-    """`count` garments of `kind` that differ visibly from `avoid` and from each other."""
+              families: Sequence[str], scale: float = 1.0) -> list[Garment]:
+    """`count` garments of `kind` that differ visibly from `avoid` and from each other (patterns `scale` x coarser)."""
     out: list[Garment] = []
     for _ in range(count):
-        g = sample_garment(rng, kind, families)
+        g = coarsened(sample_garment(rng, kind, families), scale)
         for _ in range(64):
             if all(garments_differ(a, g) for a in (*avoid, *out)):
                 break
-            g = sample_garment(rng, kind, families)
+            g = coarsened(sample_garment(rng, kind, families), scale)
         out.append(g)
     return out
 
@@ -108,14 +114,14 @@ def _place(rng: np.random.Generator, items: list) -> tuple[list, list[int]]:
     return shuffled, where
 
 
-def _flat(garments: Mapping[str, Garment], slot: str, size: int) -> Tensor:
-    """The flat-lay of a slot `[3, S, S]` in [-1, 1] (both pieces on one sheet for "full")."""
+def _flat(garments: Mapping[str, Garment], slot: str, size: tuple[int, int]) -> Tensor:
+    """The flat-lay of a slot `[3, H, W]` in [-1, 1], `size` = (H, W) (both pieces on one sheet for "full")."""
     img = outfit_flat_lay(garments["upper"], garments["lower"], size) if slot == "full" else \
         flat_lay(garments[slot], size)
     return img * 2.0 - 1.0
 
 
-def _tryoff_flats(outfits: list[dict[str, Garment]], slot: str, size: int) -> list[Tensor]:
+def _tryoff_flats(outfits: list[dict[str, Garment]], slot: str, size: tuple[int, int]) -> list[Tensor]:
     return [_flat(o, slot, size) for o in outfits]
 
 
@@ -128,9 +134,9 @@ def _standard_case(index: int, seed: int, cfg: EvalConfig) -> EvalCase:
     plan = plan_sample(seed, world)
     sample = EvalSample.of(render_plan(plan, world), plan, world)
     rng = _rng(cfg, seed, 0xE7A1)
-    k, families = cfg.candidates, _families(cfg.split)
+    k, families, scale = cfg.candidates, _families(cfg.split), _pattern_scale(cfg)
     true, ref = dict(plan.garments), dict(plan.reference_garments)
-    pieces = {kind: _distinct(rng, kind, [true[kind], ref[kind]], k - 2, families) for kind in KINDS}
+    pieces = {kind: _distinct(rng, kind, [true[kind], ref[kind]], k - 2, families, scale) for kind in KINDS}
     outfits, where = _place(rng, [true, ref] + [{kind: pieces[kind][j] for kind in KINDS} for j in range(k - 2)])
     people, pwhere = _place(rng, [plan.person] + _distinct_people(rng, plan.person, k - 1))
     if plan.slots == "full":
@@ -138,36 +144,39 @@ def _standard_case(index: int, seed: int, cfg: EvalConfig) -> EvalCase:
     else:
         slot = KINDS[int(rng.integers(len(KINDS)))]
         kinds = (slot,)
-    new = {kind: _distinct(rng, kind, [true[kind], ref[kind]], 1, families)[0] for kind in kinds}
-    others = {kind: _distinct(rng, kind, [true[kind], ref[kind], new[kind]], k - 3, families) for kind in kinds}
+    new = {kind: _distinct(rng, kind, [true[kind], ref[kind]], 1, families, scale)[0] for kind in kinds}
+    others = {kind: _distinct(rng, kind, [true[kind], ref[kind], new[kind]], k - 3, families, scale)
+              for kind in kinds}
     pool = [new, {kd: true[kd] for kd in kinds}, {kd: ref[kd] for kd in kinds}] + \
         [{kd: others[kd][j] for kd in kinds} for j in range(k - 3)]
     switch_outfits, swhere = _place(rng, [{**true, **p} for p in pool])
     tslot = "full" if plan.slots == "full" else KINDS[int(rng.integers(len(KINDS)))]
     patterns, pattern_where = _place(_rng(cfg, seed, 0x9A77), _pattern_outfits(_rng(cfg, seed, 0x9A78), true, k,
-                                                                                 families))
+                                                                                 families, scale))
     return EvalCase(
         index=index, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
         person_target=pwhere[0], switch_sample=sample,
-        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.size), new), switch_outfits=switch_outfits,
+        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.frame_size), new), switch_outfits=switch_outfits,
         switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=tslot,
-        tryoff_flats=_tryoff_flats(outfits, tslot, cfg.size), tryoff_target=where[0], tryoff_frame=cfg.frames // 2,
+        tryoff_flats=_tryoff_flats(outfits, tslot, cfg.frame_size), tryoff_target=where[0],
+        tryoff_frame=cfg.frames // 2,
         pattern_outfits=patterns, pattern_target=pattern_where[0])
 
 
 def _pattern_outfits(rng: np.random.Generator, true: dict[str, Garment], k: int,
-                     families: Sequence[str]) -> list[dict[str, Garment]]:
+                     families: Sequence[str], scale: float = 1.0) -> list[dict[str, Garment]]:
     """`true` first, then k-1 outfits whose every piece keeps its shape and dominant colour but not its pattern.
 
     Each distractor piece takes another texture family than the true piece (families repeat, with
-    other parameters, once they run out); a solid garment's distractors are all patterned.
+    other parameters, once they run out); a solid garment's distractors are all patterned, `scale` x coarser.
     """
     out = [dict(true)]
     for j in range(k - 1):
         outfit = {}
         for kind, g in true.items():
             others = [f for f in families if f != g.family]
-            outfit[kind] = restyle(g, rng, others[(j + int(rng.integers(len(others)))) % len(others)])
+            outfit[kind] = coarsened(restyle(g, rng, others[(j + int(rng.integers(len(others)))) % len(others)]),
+                                     scale)
         out.append(outfit)
     return out
 
@@ -190,7 +199,7 @@ def build_garment_cases(garments: Sequence[tuple[str, Garment]], cfg: EvalConfig
     """
     if not garments:
         raise ValueError("no garments given")
-    world, k, families = cfg.world("upper_lower"), cfg.candidates, _families(cfg.split)
+    world, k, families, scale = cfg.world("upper_lower"), cfg.candidates, _families(cfg.split), _pattern_scale(cfg)
     seeds = SPLITS[cfg.split]
     cases, cursor = [], cfg.start
     for i in range(cfg.samples):
@@ -210,7 +219,7 @@ def build_garment_cases(garments: Sequence[tuple[str, Garment]], cfg: EvalConfig
         def pool_for(first: list[Garment]) -> list[Garment]:
             chosen = first + [h for h in mine if all(garments_differ(h, c) for c in first)]
             chosen = chosen[:k]
-            return chosen + _distinct(rng, kind, chosen, k - len(chosen), families)
+            return chosen + _distinct(rng, kind, chosen, k - len(chosen), families, scale)
 
         dressed = dataclasses.replace(plan, garments={**plan.garments, kind: g})
         sample = EvalSample.of(render_plan(dressed, world), dressed, world)
@@ -221,8 +230,8 @@ def build_garment_cases(garments: Sequence[tuple[str, Garment]], cfg: EvalConfig
         cases.append(EvalCase(
             index=i, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
             person_target=pwhere[0], switch_sample=switch_sample,
-            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.size), {kind: g}),
+            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.frame_size), {kind: g}),
             switch_outfits=switch_outfits, switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=kind,
-            tryoff_flats=_tryoff_flats(outfits, kind, cfg.size), tryoff_target=where[0],
+            tryoff_flats=_tryoff_flats(outfits, kind, cfg.frame_size), tryoff_target=where[0],
             tryoff_frame=cfg.frames // 2, label=name))
     return cases

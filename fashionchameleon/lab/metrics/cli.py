@@ -4,6 +4,7 @@
     python -m fashionchameleon eval --quick             # smoke test (< 2 min)
     python -m fashionchameleon eval --garments DIR      # your flat-lay images on held-out people
     python -m fashionchameleon eval --oracle            # + ground-truth rows (the metric's ceiling)
+    python -m fashionchameleon eval --framing fashion   # the world framed like fashion video (portrait 112 x 144)
 
 Prints the markdown table and writes `eval.json` and `eval.md` into `--out` (default outputs/eval).
 Without trained weights it says so, and with `--oracle` still runs the oracle rows.
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ...runtime.cpu_memory import keep_freed_memory
+from ..synthetic import FRAMINGS
 from .config import SECTIONS, EvalConfig
 from .evaluate import run_eval
 from .report import markdown_table, write_report
@@ -54,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="outputs/eval", help="where eval.json and eval.md go (default outputs/eval)")
     p.add_argument("--oracle", action="store_true", help="also run the ground truth through the metrics (ceiling)")
     p.add_argument("--size", type=int, help="frame size in pixels (default 128)")
+    p.add_argument("--framing", choices=tuple(FRAMINGS),
+                   help="the world's framing (default full_body: square frames, fixed camera; fashion: portrait "
+                        "112 x 144 frames, a camera that follows the person)")
+    p.add_argument("--height", type=int, help="frame height in pixels (default: the framing's, or --size)")
+    p.add_argument("--width", type=int, help="frame width in pixels (default: the framing's, or --size)")
     p.add_argument("--frames", type=int, help="frames per clip (default 48)")
     p.add_argument("--candidates", type=int, help="K, candidates per retrieval (default 8)")
     p.add_argument("--long-frames", type=int, help="length of the drift stream (default 1000)")
@@ -67,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace) -> EvalConfig:
     changes = {key: getattr(args, name) for name, key in (
         ("samples", "samples"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
-        ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections")) if getattr(args, name) is not None}
+        ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"), ("framing", "framing"),
+        ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
     if args.garments and "sections" not in changes:
         changes["sections"] = GARMENT_SECTIONS
     if "long_frames" in changes:  # keep the drift windows inside a shorter stream

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...runtime.config import JsonConfig
-from ..synthetic import SPLITS, WorldConfig
+from ..synthetic import FRAMINGS, SPLITS, WorldConfig
 
 __all__ = ["BARS", "SECTIONS", "EvalConfig"]
 
@@ -23,7 +23,7 @@ class EvalConfig(JsonConfig):
     split: str = "test"
     samples: int = 24  # held-out samples (cases)
     start: int = 0  # first sample index in the split
-    size: int = 128
+    size: int = 128  # frames are size x size unless the framing or height / width say otherwise
     frames: int = 48  # per clip
     chunk: int = 12  # pixel frames per chunk; replaced by the student's own (`StudentGenerator.chunk_frames`)
     switch_chunk: int = 2  # the switch happens at the boundary after this many chunks
@@ -44,6 +44,9 @@ class EvalConfig(JsonConfig):
     bands: int = 5  # horizontal colour bands in the descriptor (where each colour sits)
     seed: int = 0
     sections: tuple[str, ...] = SECTIONS
+    framing: str = "full_body"  # the world's framing (`WorldConfig.framing`): full_body | fashion
+    height: int | None = None  # frame height in px; None: the framing's (fashion: 144) or size
+    width: int | None = None  # frame width in px; None: the framing's (fashion: 112) or size
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sections", tuple(self.sections))
@@ -54,9 +57,12 @@ class EvalConfig(JsonConfig):
             raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
         if self.candidates < 3:
             raise ValueError(f"candidates (K) must be >= 3 (truth, old/reference and one more), got {self.candidates}")
-        if self.size // self.analysis_scale < 32:
-            raise ValueError(f"size {self.size} is too small to judge at analysis scale {self.analysis_scale} (the "
-                             f"head would be a few pixels): use size >= {32 * self.analysis_scale}")
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"framing must be one of {tuple(FRAMINGS)}, got {self.framing!r}")
+        if min(self.frame_size) // self.analysis_scale < 32:
+            raise ValueError(f"frames of {self.frame_size[0]} x {self.frame_size[1]} px (H x W) are too small to judge "
+                             f"at analysis scale {self.analysis_scale} (the head would be a few pixels): use "
+                             f"sides >= {32 * self.analysis_scale}")
         if self.samples < 1 or self.chunk < 1 or self.switch_chunk < 1 or self.stride < 1:
             raise ValueError("samples, chunk, switch_chunk and stride must be positive")
         if self.frames < (self.switch_chunk + 2) * self.chunk:
@@ -77,5 +83,12 @@ class EvalConfig(JsonConfig):
     def switch_frame(self) -> int:
         return self.switch_chunk * self.chunk
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of every frame, flat-lay and reference of the cases."""
+        return FRAMINGS[self.framing].frame_size(self.size, self.height, self.width)
+
     def world(self, slots: str | None = None) -> WorldConfig:
-        return WorldConfig(size=self.size, frames=self.frames, slots=slots or self.slots)
+        """The world the cases are drawn from (`slots` overrides the slot layout)."""
+        return WorldConfig(size=self.size, frames=self.frames, slots=slots or self.slots, framing=self.framing,
+                           height=self.height, width=self.width)

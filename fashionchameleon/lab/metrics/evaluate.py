@@ -124,4 +124,5 @@ def run_eval(subject=None, cfg: EvalConfig = EvalConfig(), *, oracle: bool = Fal
 
 
 def json_config(cfg: EvalConfig) -> dict:
-    return {**dataclasses.asdict(cfg), "sections": list(cfg.sections), "switch_frame": cfg.switch_frame}
+    return {**dataclasses.asdict(cfg), "sections": list(cfg.sections), "switch_frame": cfg.switch_frame,
+            "frame_size": list(cfg.frame_size)}

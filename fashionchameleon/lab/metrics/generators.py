@@ -27,9 +27,8 @@ from torch import Tensor
 
 from ...runtime.stream.rescheduling import SwitchPolicy
 from ...runtime.stream.schedule import FlowMatchSchedule
-from ..synthetic import (Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image,
-                         plan_sample, render_clip)
-from ..synthetic.background import render_background
+from ..synthetic import Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image, plan_sample
+from ..synthetic.world import render_video
 
 __all__ = ["Switch", "as_switch", "EvalSample", "ClipGenerator", "TryOffExtractor", "StudentGenerator",
            "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
@@ -90,26 +89,40 @@ class TryOffExtractor(Protocol):
 
 # ---------------------------------------------------------------------------------------------- world helpers
 def plan_of(sample: Sample, world: WorldConfig | None = None) -> tuple[SamplePlan, WorldConfig]:
-    """The plan and world config a sample was rendered from (re-planned from its seed if not attached)."""
+    """The plan and world config a sample was rendered from (re-planned from its seed if not attached).
+
+    Without a world attached or given, it is read from the sample: framing, size, fps and slots from
+    its meta, frame count and (H, W) from its video.
+    """
     plan, own = getattr(sample, "plan", None), getattr(sample, "world", None)
-    world = own or world or WorldConfig(size=sample.video.shape[-1], frames=sample.video.shape[0],
-                                         slots=sample.meta.get("slots", "random"))
+    world = own or world or _world_of(sample)
     if plan is None:
         plan = plan_sample(int(sample.meta["seed"]), world)
     return plan, world
 
 
+def _world_of(sample: Sample) -> WorldConfig:
+    """The world config of a sample's meta and video `[T, 3, H, W]`."""
+    meta, (frames, _, height, width) = sample.meta, sample.video.shape
+    world = WorldConfig(size=int(meta.get("size", width)), frames=frames, slots=meta.get("slots", "random"),
+                        fps=float(meta.get("fps", WorldConfig.fps)), framing=meta.get("framing", "full_body"))
+    if world.frame_size != (height, width):
+        world = dataclasses.replace(world, height=height, width=width)
+    return world
+
+
 def render_frames(plan: SamplePlan, world: WorldConfig, start: int, count: int,
                   garments: Mapping[str, Garment] | None = None, person=None) -> Tensor:
-    """Pixel frames `start .. start + count - 1` of the plan's motion, `[count, 3, S, S]` in [-1, 1].
+    """Pixel frames `start .. start + count - 1` of the plan's video, `[count, 3, H, W]` in [-1, 1],
+    `(H, W) = world.frame_size`, drawn by the world's own renderer (`world.render_video`: the
+    framing's camera), so the plan's own garments and person give exactly the sample's frames.
 
     `garments` (kinds not given stay as planned) and `person` re-dress or replace the person while
-    the motion timeline, staging and background stay those of the plan.
+    the motion timeline, staging and background stay those of the plan (a following camera follows
+    the person it is given).
     """
-    plate = render_background(plan.background, world.size)
-    dressed = {**plan.garments, **(garments or {})}
-    clip = render_clip(person or plan.person, dressed, plan.motion, plate, count, fps=world.fps, start=start)
-    return clip.video.mul_(2.0).sub_(1.0)
+    cast = dataclasses.replace(plan, garments={**plan.garments, **(garments or {})}, person=person or plan.person)
+    return render_video(cast, world, start, count).video.mul_(2.0).sub_(1.0)
 
 
 def switch_garments(switch: Switch) -> dict[str, Garment]:

@@ -74,7 +74,10 @@ def markdown_report(result: dict, title: str = "FashionChameleon evaluation") ->
     else:
         lines.append(f"Held-out `{cfg.get('split', 'test')}` split of the procedural world.")
     if cfg:
-        lines.append(f"{cfg.get('samples')} samples at {cfg.get('size')}px, {cfg.get('frames')} frames per clip, "
+        size, framing = cfg.get("size"), cfg.get("framing", "full_body")
+        h, w = cfg.get("frame_size") or (size, size)
+        at = f"{size}px" if (h, w, framing) == (size, size, "full_body") else f"{w} x {h} px ({framing} framing)"
+        lines.append(f"{cfg.get('samples')} samples at {at}, {cfg.get('frames')} frames per clip, "
                      f"K = {cfg.get('candidates')} candidates, switch at frame {cfg.get('switch_frame')} "
                      f"(chunks of {cfg.get('chunk')} frames), long stream {cfg.get('long_frames')} frames "
                      f"({cfg.get('long_samples')} samples), seed {cfg.get('seed')}.")

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ...runtime.config import JsonConfig
 from .background import BackgroundSpec, render_background, sample_background_spec
-from .camera import FRAMINGS
+from .camera import FRAMINGS, Camera
 from .garments import Garment, coarsened, flat_lay, garments_differ, outfit_flat_lay, sample_garment
 from .motion import FPS, MOTION_NAMES, MotionParams, Pose, motion_prompt, pose_clip, sample_motion
 from .people import Person, sample_person
@@ -38,7 +38,7 @@ from .templates import KINDS
 from .textures import HELD_OUT_FAMILY, TRAIN_FAMILIES
 
 __all__ = ["WorldConfig", "SPLITS", "SLOT_LAYOUTS", "split_of", "Sample", "SamplePlan", "plan_sample",
-           "make_sample", "render_with", "render_plan", "iterate"]
+           "make_sample", "render_with", "render_plan", "render_video", "iterate"]
 
 SPLITS: dict[str, range] = {
     "train": range(0, 1_000_000),
@@ -178,15 +178,38 @@ def _to_signed(x: Tensor) -> Tensor:
     return x.mul_(2.0).sub_(1.0)
 
 
+def _shot(plan: SamplePlan, config: WorldConfig, start: int, frames: int) -> tuple[Pose, Camera]:
+    """The plan's pose (world units) at pixel frames start .. start + frames - 1 and the framing's camera on it."""
+    pose = pose_clip(plan.person, plan.motion, frames, config.fps, start)
+    return pose, FRAMINGS[config.framing].camera(plan.person, pose)
+
+
+def _draw(plan: SamplePlan, garments: Mapping[str, Garment], pose: Pose, camera: Camera, plate: Tensor,
+          config: WorldConfig) -> Clip:
+    """The plan's person in `garments` and `pose`, seen by `camera` over `plate` `[3, H, W]` in [0, 1]."""
+    res = camera.atlas_res(plate.shape[-2])
+    return render_pose(camera.person(plan.person), garments, camera.view(pose), plate, res,
+                       FRAMINGS[config.framing].face)
+
+
+def render_video(plan: SamplePlan, config: WorldConfig = WorldConfig(), start: int = 0,
+                 frames: int | None = None) -> Clip:
+    """Pixel frames start .. start + frames - 1 (default: the whole clip) of the plan's video, drawn as
+    `render_plan` draws them (the framing's camera): `Clip.video` `[frames, 3, H, W]` in [0, 1] and masks.
+
+    Re-dress or recast the clip by replacing the plan's garments or person (`dataclasses.replace`).
+    """
+    height, width = config.frame_size
+    pose, camera = _shot(plan, config, start, config.frames if frames is None else frames)
+    return _draw(plan, plan.garments, pose, camera, render_background(plan.background, height, width), config)
+
+
 def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample:
     """Render a plan into a `Sample` (the framing's camera looks at the plan's world-unit poses)."""
-    framing = FRAMINGS[config.framing]
     height, width = config.frame_size
     plate = render_background(plan.background, height, width)
-    pose = pose_clip(plan.person, plan.motion, config.frames, config.fps)
-    camera = framing.camera(plan.person, pose)
-    person, res = camera.person(plan.person), camera.atlas_res(height)
-    clip = render_pose(person, plan.garments, camera.view(pose), plate, res, framing.face)
+    pose, camera = _shot(plan, config, 0, config.frames)
+    clip = _draw(plan, plan.garments, pose, camera, plate, config)
     first = pose.select(0)
     views = first
     if config.max_reference_views == 2:
@@ -194,8 +217,7 @@ def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample
         views = Pose(np.concatenate([first.local, turned.local]), np.concatenate([first.facing, turned.facing]),
                      np.concatenate([first.root, turned.root]))
     # the reference views are frame 0, so they are seen by frame 0's camera
-    refs: Clip = render_pose(person, plan.reference_garments, camera.select(np.zeros(views.frames, int)).view(views),
-                             plate, res, framing.face)
+    refs = _draw(plan, plan.reference_garments, views, camera.select(np.zeros(views.frames, int)), plate, config)
     upper, lower = plan.garments["upper"], plan.garments["lower"]
     if plan.slots == "full":
         slot_images = {"full": outfit_flat_lay(upper, lower, (height, width))}
