@@ -14,6 +14,7 @@ from fashionchameleon.lab.metrics.report import markdown_report
 from fashionchameleon.lab.metrics.scores import garment_retrieval
 from fashionchameleon.lab.synthetic import FRAMINGS, Dots, Stripes, WorldConfig, make_sample
 from fashionchameleon.runtime.embedded import EmbeddedModel
+from test_evaluate import ReferenceOutfitGenerator, one_thread  # noqa: F401 - one_thread: an autouse fixture
 
 # portrait 112 x 144 clips of 24 frames in chunks of 6: switch at frame 12, windows [12, 18) and [18, 24)
 CFG = EvalConfig(samples=3, frames=24, chunk=6, framing="fashion", long_frames=48, long_window=12, long_splits=2,
@@ -21,25 +22,9 @@ CFG = EvalConfig(samples=3, frames=24, chunk=6, framing="fashion", long_frames=4
 SIZE = (144, 112)  # (H, W)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cases():
     return build_cases(CFG)
-
-
-class ReferenceOutfitGenerator(OracleGenerator):
-    """The world's render in the reference's outfit (copies the reference instead of the garment)."""
-
-    def generate(self, sample, frames, switches=(), seed=0):
-        plan, world = plan_of(sample)
-        return render_frames(plan, world, 0, frames, garments=plan.reference_garments)
 
 
 def test_cases_are_portrait_frames_of_the_fashion_world(cases):
