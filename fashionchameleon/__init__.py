@@ -13,6 +13,7 @@ try a garment off, read and write the pack's files. Behind it:
       encoders/     latent codec and prompt encoder protocols, and the tiny built-in ones
       files/        checkpoints (ours and foreign layouts), media, the pack's bundled paths
       embedded.py   the shipped embedded model; tryoff.py  garment extraction
+      rules.py      each input rule once (sizes, slots, a student); nodes translate its error
     lab/       what trains and measures it (never imported by the runtime)
       synthetic/ world, train/ stages, metrics/ eval, bench/, data/ manifests, demo, ship, samples
 """
