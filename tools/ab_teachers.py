@@ -42,16 +42,17 @@ def export_arm(config: Path, run: Path, out: Path) -> int:
     return max(steps) if steps else 0
 
 
-def eval_config(config: Path, samples: int, steps: int) -> EvalConfig:
+def eval_config(config: Path, samples: int, steps: int, start: int = 0) -> EvalConfig:
     data = json.loads(config.read_text()).get("data", {})
     world = {k: data[k] for k in ("framing", "height", "width") if k in data}
-    return EvalConfig(samples=samples, frames=48, sections=SECTIONS, teacher_steps=steps, **world)
+    return EvalConfig(samples=samples, start=start, frames=48, sections=SECTIONS, teacher_steps=steps, **world)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arms", nargs="+", help="NAME=CONFIG:RUN_DIR")
     p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--start", type=int, default=0, help="first test-split case (to add cases to an earlier run)")
     p.add_argument("--steps", type=int, default=30, help="teacher sampling steps")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="outputs/ab_teachers.json")
@@ -63,9 +64,10 @@ def main() -> int:
         config, _, run = rest.partition(":")
         config, run = ROOT / config, ROOT / run
         folder = ROOT / "outputs" / "ab" / name
-        step = export_arm(config, run, folder)
+        step = export_arm(config, run, folder) if not (folder / "teacher.safetensors").exists() else \
+            max(r["step"] for r in read_log(run) if "step" in r)
         model = load_embedded(folder, parts=("teacher",))
-        cfg = eval_config(config, args.samples, args.steps)
+        cfg = eval_config(config, args.samples, args.steps, args.start)
         result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg)}, cfg)
         metrics = result["rows"][0]["metrics"]
         rows.append({"arm": name, "step": step, "framing": cfg.framing, **{k: metrics.get(k) for k in SECTIONS}})
