@@ -4,12 +4,13 @@ Pure torch (+ safetensors, einops, numpy). Never imports ComfyUI or the node lay
 from a script, a test, a training job or the nodes alike.
 
 This module is the front door the node layer uses: load a model, open a stream, switch a garment,
-try a garment off, read and write the pack's files. Behind it:
+drive a running stream live, try a garment off, read and write the pack's files. Behind it:
 
     runtime/   what a ComfyUI user runs
       config.py     model and stream configs, presets
       dit/          the Wan-layout DiT (model, attention, RoPE, fused ops)
-      stream/       the streaming session, KV cache, sampler, rescheduling (the switch)
+      stream/       the streaming session, KV cache, sampler, rescheduling (the switch), live control
+                    (requests and Stop from another thread) and its recorded wardrobe schedule
       encoders/     latent codec and prompt encoder protocols, and the tiny built-in ones
       files/        checkpoints (ours and foreign layouts), media, the pack's bundled paths
       embedded.py   the shipped embedded model; tryoff.py  garment extraction
@@ -28,6 +29,9 @@ from .runtime.files.paths import SAMPLES_DIR, WEIGHTS_DIR
 from .runtime.files.resize import fit_pad_white
 from .runtime.rules import (SLOTS, InputRuleError, check_image_size, check_slot_names, check_stream_slots,
                             require_student)
+from .runtime.stream.live import LiveChunk, LiveControl, LiveRequest
+from .runtime.stream.live_schedule import (NAMED_POLICIES, WardrobeSwitch, format_schedule, is_wardrobe_schedule,
+                                           parse_schedule, policy_name)
 from .runtime.stream.rescheduling import SwitchPolicy
 from .runtime.stream.sampler import StepInfo
 from .runtime.stream.seeding import MASK64
@@ -38,6 +42,8 @@ __version__ = "0.1.0"
 __all__ = ["DTYPE_NAMES", "PRESETS", "ModelConfig", "StreamConfig", "infer_config", "preset", "WanDiT",
            "PARTS", "EmbeddedModel", "load_embedded", "trained_stream_config", "latent_frame_count",
            "pixel_frame_count", "CheckpointError", "build_dit", "read_header", "fit_pad_white", "load_image",
-           "to_uint8", "SAMPLES_DIR", "WEIGHTS_DIR", "SwitchPolicy", "StepInfo", "MASK64", "Cancelled", "Chunk",
+           "to_uint8", "SAMPLES_DIR", "WEIGHTS_DIR", "LiveChunk", "LiveControl", "LiveRequest",
+           "NAMED_POLICIES", "WardrobeSwitch", "format_schedule", "is_wardrobe_schedule", "parse_schedule",
+           "policy_name", "SwitchPolicy", "StepInfo", "MASK64", "Cancelled", "Chunk",
            "StreamSession", "try_off", "SLOTS", "InputRuleError", "check_image_size", "check_slot_names",
            "check_stream_slots", "require_student", "__version__"]
