@@ -18,11 +18,22 @@ lose their temporal context (seams). Two strategies, chosen from the VAE's class
 
   1. Kept cache (recognised classes: `KNOWN_DECODERS`, i.e. the Wan 2.1 and Wan 2.2 VAEs). The
      codec drives `vae.first_stage_model` itself: its per-frame input projection (`conv2`), then
-     `decoder(frame, feat_cache=slots, feat_idx=[0])` one latent frame at a time, and returns the
-     slots in the decoder state (`KeptCache`). Chunk by chunk this gives exactly the frames of one
-     whole-clip decode. States stay immutable by copy-on-write: each call copies the slot list
-     and the decoder only rebinds slots to new tensors (it never writes a cached tensor in
-     place), so decoding twice from one state gives the same frames.
+     `decoder(frames, feat_cache=slots, feat_idx=[0])` in the groups `WanVAE.decode` uses, and
+     returns the slots in the decoder state (`KeptCache`). Chunk by chunk this gives the frames of
+     one whole-clip `vae.decode()`. Two decoder behaviours are met, told apart by what the decoder
+     returns for a segment's latent frame 0 (always decoded alone):
+       - a tensor (ComfyUI 0.8, and the Wan 2.2 VAE): its cache keeps two frames of context
+         whatever it is fed, and `WanVAE.decode` feeds one latent frame per call: so does the codec;
+       - a list of chunks (the Wan 2.1 VAE in ComfyUI 0.38): `WanVAE.decode` feeds the later frames
+         two per call, and the cache keeps the last two frames of each call's own input, so a
+         one-frame call would leave one frame of context. The codec feeds the same pairs. A chunk
+         that ends on the first frame of a pair decodes that frame on a throwaway copy of the
+         slots (a causal decoder gives the same pixels for it as the pair does) and keeps it in
+         the state (`KeptCache.pending`); the next call decodes it again with its partner and
+         returns only the partner's pixels.
+     States stay immutable by copy-on-write: each call copies the slot list and the decoder only
+     rebinds slots to new tensors (it never writes a cached tensor in place), so decoding twice
+     from one state gives the same frames.
   2. Segment re-decode (any other video VAE). The state holds the normalised latents of the
      current decode segment (`Segment`); each call decodes the whole segment so far with
      `vae.decode()` and returns only the new frames. Correct for any causal VAE; the cost grows
@@ -77,12 +88,17 @@ KNOWN_DECODERS: dict[str, DecoderSpec] = {
 class KeptCache:
     """Kept-cache decoder state: the decoder's causal feature slots after `frames` latent frames.
 
+    `group`: latent frames per decoder call after frame 0 (1 for a tensor-returning decoder, 2 for
+    a list-returning one). `pending`: with group 2, the raw latent frame `[B, C, 1, h, w]` whose
+    pixels were returned but which the slots have not consumed yet (the first frame of a pair).
     Immutable: decoding copies `slots` and never writes the tensors in it.
     """
 
     slots: tuple[Any, ...]  # one entry per cached convolution: None, a marker, or a tensor [B, c, <=2, h', w']
-    frames: int  # latent frames decoded in this segment
+    frames: int  # latent frames decoded (returned) in this segment, `pending` included
     shape: tuple[int, int, int]  # (B, h, w) of the latents it was built from
+    group: int = 1
+    pending: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -216,19 +232,40 @@ class ComfyVAECodec:
                            force_full_load=bool(getattr(vae, "disable_offload", False)))
         if state is None:  # one slot per 3-D convolution of the decoder is enough for any of them
             slots = [None] * sum(isinstance(m, torch.nn.Conv3d) for m in model.decoder.modules())
+            consumed, group, pending = 0, 0, None  # group 0: not known until frame 0 is decoded
         else:
             slots = list(state.slots)  # copy-on-write: the given state is never changed
-        x = model.conv2(z)  # per-frame input projection: [B, C, F, h, w]
-        frames = []
-        for i in range(f):
-            first = state is None and i == 0
-            extra = {"first_chunk": True} if first and self.spec.first_chunk_flag else {}
-            # one latent frame [B, C, 1, h, w] -> 1 (segment start) or tf pixel frames
-            frames.append(model.decoder(x[:, :, i:i + 1], feat_cache=slots, feat_idx=[0], **extra))
+            consumed = state.frames - (state.pending is not None)
+            group, pending = state.group, state.pending
+        if pending is not None:  # decoded again with its partner; its pixels went out with the last call
+            z = torch.cat([pending, z], dim=2)
+        x = model.conv2(z)  # per-frame input projection: [B, C, F', h, w]
+        frames, pending, i = [], None, 0
+        while i < x.shape[2]:
+            size = 1 if consumed == 0 else group
+            if x.shape[2] - i < size:  # the first frame of a pair, last in this chunk: decode it on a throwaway copy
+                frames.append(self._decoder_call(x[:, :, i:], list(slots), first=False)[0])
+                pending = z[:, :, i:]
+                break
+            video, chunked = self._decoder_call(x[:, :, i:i + size], slots, first=consumed == 0)
+            if consumed == 0:
+                group = 2 if chunked else 1  # as the host's WanVAE.decode groups the frames after frame 0
+            if i == 0 and state is not None and state.pending is not None:
+                video = video[:, :, self.temporal_factor:]  # the pending frame's pixels were returned already
+            frames.append(video)
+            consumed, i = consumed + size, i + size
         video = _unpatchify(torch.cat(frames, dim=2), self.spec.patch)  # [B, c, T, H, W]
         video = video[:, :3].float().clamp(-1.0, 1.0)  # as ComfyUI's decode clamps its 0..1 output
         done = 0 if state is None else state.frames
-        return video, KeptCache(tuple(slots), done + f, (b, h, w))
+        return video, KeptCache(tuple(slots), done + f, (b, h, w), group, pending)
+
+    def _decoder_call(self, x: Tensor, slots: list, first: bool) -> tuple[Tensor, bool]:
+        """One call of the host decoder on latent frames `x` -> (pixel frames `[B, c, T, H', W']`, returned a list)."""
+        extra = {"first_chunk": True} if first and self.spec.first_chunk_flag else {}
+        out = self.vae.first_stage_model.decoder(x, feat_cache=slots, feat_idx=[0], **extra)
+        if isinstance(out, (list, tuple)):  # ComfyUI 0.38's Wan 2.1 decoder: a list of chunks
+            return torch.cat(list(out), dim=2), True
+        return out, False
 
     def _decode_segment(self, latents: Tensor, state: Segment | None) -> tuple[Tensor, Segment]:
         if state is not None and not isinstance(state, Segment):

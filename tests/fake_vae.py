@@ -12,8 +12,16 @@ cache decodes to 1 pixel frame, every later one to 4. Like ComfyUI's `WanVAE.dec
 `first_stage_model.decode` starts a fresh cache on every call, so decoding chunk by chunk through
 `vae.decode` restarts the causal state.
 
-Two versions: "2.1" (the decoder gives 3 channels) and "2.2" (it gives 3 * 2 * 2 channels, a 2x2
-pixel patch folded into channels, and needs `first_chunk=True` for a segment's frame 0).
+Three versions:
+  "2.1"          the Wan 2.1 VAE of ComfyUI 0.8: the decoder gives 3 channels as one tensor, each causal
+                 convolution keeps the last 2 frames of (its slot + its input), and `decode` feeds one
+                 latent frame per call;
+  "2.1-chunked"  the Wan 2.1 VAE of ComfyUI 0.38: the decoder returns a list of chunks (2 pixel frames
+                 each), each causal convolution keeps only the last 2 frames of its own input (so a
+                 one-frame call leaves one frame of context), and `decode` feeds latent frame 0 alone,
+                 then two per call;
+  "2.2"          3 * 2 * 2 channels (a 2x2 pixel patch folded into channels), `first_chunk=True` for a
+                 segment's frame 0, one tensor, one latent frame per call.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FakeVAE", "FakeWanVAE21", "FakeWanVAE22", "class_path", "TF"]
+__all__ = ["FakeVAE", "FakeWanVAE21", "FakeWanVAE21Chunked", "FakeWanVAE22", "class_path", "TF"]
 
 TF = 4  # pixel frames per latent frame after the first
 _STARTED = "started"  # slot marker of the temporal upsampler after a segment's first frame
@@ -33,29 +41,36 @@ def class_path(cls: type) -> str:
 
 
 class _CausalConv(nn.Conv3d):
-    """3x3x3 convolution, causal in time: the 2 frames before the input come from a slot (zeros at a start)."""
+    """3x3x3 convolution, causal in time: the 2 frames before the input come from a slot (zeros at a start).
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    `own_frames_only`: the slot keeps the last 2 frames of the input alone (ComfyUI 0.38's Wan 2.1
+    decoder), not of slot + input (ComfyUI 0.8's), so after a one-frame call it holds one frame.
+    """
+
+    def __init__(self, c_in: int, c_out: int, own_frames_only: bool = False) -> None:
         super().__init__(c_in, c_out, 3, padding=(0, 1, 1))
+        self.own_frames_only = own_frames_only
 
     def forward(self, x: Tensor, slots: list | None = None, index: int = 0) -> Tensor:
         past = None if slots is None else slots[index]
         if past is None:
-            past = x.new_zeros(x.shape[0], x.shape[1], 2, *x.shape[3:])
+            past = x.new_zeros(x.shape[0], x.shape[1], 0, *x.shape[3:])
+        past = torch.cat([past.new_zeros(*past.shape[:2], 2 - past.shape[2], *past.shape[3:]), past], dim=2)
         ctx = torch.cat([past, x], dim=2)  # [B, C, 2 + t, h, w]
-        if slots is not None:
-            slots[index] = ctx[:, :, -2:].clone()  # rebinds the slot; the old tensor is left as it was
+        if slots is not None:  # rebinds the slot; the old tensor is left as it was
+            slots[index] = (x if self.own_frames_only else ctx)[:, :, -2:].clone()
         return super().forward(ctx)
 
 
 class _Decoder(nn.Module):
     """One latent frame `[B, z, 1, h, w]` -> 1 or TF frames `[B, out, t, h*up, w*up]`."""
 
-    def __init__(self, z: int, width: int, out_channels: int, up: int, shortcut: bool) -> None:
+    def __init__(self, z: int, width: int, out_channels: int, up: int, shortcut: bool,
+                 own_frames_only: bool = False) -> None:
         super().__init__()
-        self.conv_in = _CausalConv(z, width)
+        self.conv_in = _CausalConv(z, width, own_frames_only)
         self.time_up = nn.Conv3d(width, width * TF, 1)  # channels of one frame -> TF frames
-        self.conv_mid = _CausalConv(width, width)
+        self.conv_mid = _CausalConv(width, width, own_frames_only)
         self.head = nn.Conv3d(width, out_channels, 1)
         self.up, self.shortcut = up, shortcut
 
@@ -89,6 +104,13 @@ class _Decoder21(_Decoder):
         return self._run(x, feat_cache, [0] if feat_idx is None else feat_idx, False)
 
 
+class _Decoder21Chunked(_Decoder):
+    """ComfyUI 0.38's calling convention: the same arguments, the frames returned as a list of 2-frame chunks."""
+
+    def forward(self, x: Tensor, feat_cache: list | None = None, feat_idx: list[int] | None = None) -> list[Tensor]:
+        return list(self._run(x, feat_cache, [0] if feat_idx is None else feat_idx, False).split(2, dim=2))
+
+
 class _Decoder22(_Decoder):
     def forward(self, x: Tensor, feat_cache: list | None = None, feat_idx: list[int] | None = None,
                 first_chunk: bool = False) -> Tensor:
@@ -110,6 +132,7 @@ class FakeWanVAE21(nn.Module):
     """The first-stage model: causal grouped encoder, per-frame `conv2`, cached causal decoder."""
 
     patch = 1
+    chunked = False  # ComfyUI 0.38's Wan 2.1 decoder (see the module docstring)
 
     def __init__(self, z: int, spatial: int, width: int = 8) -> None:
         super().__init__()
@@ -117,8 +140,9 @@ class FakeWanVAE21(nn.Module):
         self.encoder = nn.Conv3d(3, z, 1)
         self.conv2 = nn.Conv3d(z, z, 1)
         out = 3 * self.patch * self.patch
-        decoder = _Decoder22 if self.patch > 1 else _Decoder21
-        self.decoder = decoder(z, width, out, spatial // self.patch, shortcut=self.patch > 1)
+        decoder = _Decoder22 if self.patch > 1 else _Decoder21Chunked if self.chunked else _Decoder21
+        self.decoder = decoder(z, width, out, spatial // self.patch, shortcut=self.patch > 1,
+                               own_frames_only=self.chunked)
 
     def encode(self, x: Tensor) -> Tensor:
         """`[1, 3, T, H, W]` in [-1, 1] -> `[1, z, 1 + (T-1)/4, H/s, W/s]`: frame 0 alone, then groups of 4."""
@@ -128,15 +152,26 @@ class FakeWanVAE21(nn.Module):
         return self.encoder(pooled)
 
     def decode(self, z: Tensor) -> Tensor:
-        """`[B, z, F, h, w]` -> `[B, 3, 1 + 4(F-1), H, W]` with a fresh cache (as ComfyUI's WanVAE.decode)."""
+        """`[B, z, F, h, w]` -> `[B, 3, 1 + 4(F-1), H, W]` with a fresh cache (as ComfyUI's WanVAE.decode).
+
+        Latent frame 0 alone, then one frame per call, or two for the chunked decoder.
+        """
         slots = [None] * 8
         x = self.conv2(z)
+        step = 2 if self.chunked else 1
         frames = []
-        for i in range(x.shape[2]):
-            extra = {"first_chunk": i == 0} if self.patch > 1 else {}
-            frames.append(self.decoder(x[:, :, i:i + 1], feat_cache=slots, feat_idx=[0], **extra))
+        for a in [0, *range(1, x.shape[2], step)]:
+            extra = {"first_chunk": a == 0} if self.patch > 1 else {}
+            out = self.decoder(x[:, :, a:1 if a == 0 else a + step], feat_cache=slots, feat_idx=[0], **extra)
+            frames += out if isinstance(out, list) else [out]
         out = torch.cat(frames, dim=2)
         return _fold_out(out, self.patch) if self.patch > 1 else out
+
+
+class FakeWanVAE21Chunked(FakeWanVAE21):
+    """The Wan 2.1 VAE as ComfyUI 0.38 drives it: a list of chunks, context from the input alone, 1 then 2 frames."""
+
+    chunked = True
 
 
 class FakeWanVAE22(FakeWanVAE21):
@@ -146,11 +181,11 @@ class FakeWanVAE22(FakeWanVAE21):
 
 
 class FakeVAE:
-    """ComfyUI's VAE object around `FakeWanVAE21` / `FakeWanVAE22`, with random weights from `seed`."""
+    """ComfyUI's VAE object around `FakeWanVAE21` / `FakeWanVAE21Chunked` / `FakeWanVAE22`, random weights from `seed`."""
 
     def __init__(self, version: str = "2.1", latent_channels: int = 6, spatial: int = 4, seed: int = 0,
                  model_class: type | None = None) -> None:
-        cls = model_class or {"2.1": FakeWanVAE21, "2.2": FakeWanVAE22}[version]
+        cls = model_class or {"2.1": FakeWanVAE21, "2.1-chunked": FakeWanVAE21Chunked, "2.2": FakeWanVAE22}[version]
         torch.manual_seed(seed)
         self.first_stage_model = cls(latent_channels, spatial).eval()
         g = torch.Generator().manual_seed(seed)

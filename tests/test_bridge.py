@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import randomize
-from fake_vae import FakeVAE, FakeWanVAE21, FakeWanVAE22, class_path
+from fake_vae import FakeVAE, FakeWanVAE21, FakeWanVAE21Chunked, FakeWanVAE22, class_path
 from node_harness import SIZE, img, micro_parts, run
 
 # SIZE: the fake VAE's 4x spatial x DiT patch 2 -> 8 px unit, as the micro codec's
@@ -24,6 +24,7 @@ def known(host, monkeypatch):
     """Register the fake first-stage models as recognised decoders (as the Wan VAE classes are)."""
     b = host.vae_codec
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE21), b.DecoderSpec(patch=1, first_chunk_flag=False))
+    monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE21Chunked), b.DecoderSpec(patch=1, first_chunk_flag=False))
     monkeypatch.setitem(b.KNOWN_DECODERS, class_path(FakeWanVAE22), b.DecoderSpec(patch=2, first_chunk_flag=True))
 
 
@@ -43,7 +44,7 @@ def _stream_decode(codec, latents: torch.Tensor, sizes: list[int]):
 
 
 # ----------------------------------------------------------------------------------- decoding
-@pytest.mark.parametrize("version,spatial", [("2.1", 4), ("2.2", 8)])
+@pytest.mark.parametrize("version,spatial", [("2.1", 4), ("2.1-chunked", 4), ("2.2", 8)])
 def test_kept_cache_streaming_equals_one_whole_decode_and_per_call_decode_does_not(host, known, version, spatial):
     vae = FakeVAE(version, latent_channels=C, spatial=spatial, seed=1)
     codec = host.vae_codec.ComfyVAECodec(vae)
@@ -61,6 +62,30 @@ def test_kept_cache_streaming_equals_one_whole_decode_and_per_call_decode_does_n
     naive = [vae.decode(codec.stats.denormalise(z[:, :, a:b])).movedim(-1, 1) * 2 - 1 for a, b in ((0, 3), (3, 7))]
     assert sum(v.shape[2] for v in naive) == 9 + 13 != whole.shape[2]
     assert (naive[1][:, :, 1:] - whole[:, :, 13:]).abs().max() > 1e-2  # latents 4..6, decoded without context
+
+
+def test_a_list_returning_decoder_is_fed_in_the_hosts_pairs_across_chunk_boundaries(host, known):
+    """ComfyUI 0.38's Wan 2.1 decoder: frame 0 alone, then pairs; a chunk ending mid-pair keeps that frame pending."""
+    vae = FakeVAE("2.1-chunked", latent_channels=C, spatial=4, seed=21)
+    codec = host.vae_codec.ComfyVAECodec(vae)
+    z = _latents(22, 12)
+    reference = vae.decode(codec.stats.denormalise(z)).movedim(-1, 1) * 2 - 1  # the host's whole-clip decode
+    streamed, states = _stream_decode(codec, z, [3, 3, 3, 3])  # the stream's 3-latent-frame chunks
+    assert streamed.shape == reference.shape == (1, 3, 1 + 4 * 11, SIZE, SIZE)
+    assert (streamed - reference).abs().max() < 1e-5
+    assert [s.group for s in states] == [2, 2, 2, 2] and [s.frames for s in states] == [3, 6, 9, 12]
+    assert [s.pending is not None for s in states] == [False, True, False, True]  # | 0 | 1 2 | 3 4 | 5 ...
+    # a state with a pending frame may be decoded from twice: same frames, the state left as it was
+    again, after = codec.decode(z[:, :, 6:9], states[1])
+    assert torch.equal(again, streamed[:, :, 21:33]) and after.pending is None and states[1].pending is not None
+    # feeding this decoder one latent frame per call (ComfyUI 0.8's stepping) loses context: the pitfall modelled
+    model, slots = vae.first_stage_model, [None] * 8
+    x = model.conv2(codec.stats.denormalise(z))
+    one_by_one = torch.cat([torch.cat(model.decoder(x[:, :, i:i + 1], feat_cache=slots, feat_idx=[0]), dim=2)
+                            for i in range(12)], dim=2)
+    assert (one_by_one - reference).abs().max() > 1e-2
+    tensor_kind = host.vae_codec.ComfyVAECodec(FakeVAE("2.1", latent_channels=C, spatial=4, seed=21))
+    assert _stream_decode(tensor_kind, z, [3, 3])[1][-1].group == 1  # a tensor-returning decoder: one per call
 
 
 def test_decoding_twice_from_one_state_gives_the_same_frames_and_leaves_the_state_as_it_was(host, known):
