@@ -189,11 +189,10 @@ def test_a_recorded_schedule_replays_bit_identically(parts):
 
     replay = _session(parts)
     replay.step()
-    start = replay.frames_generated
-    for sw in parse_schedule(text):
-        replay.schedule_switch(start + sw.frame, sw.slot, WARDROBE[sw.index], sw.switch_policy)
-    again = torch.cat([c.frames for c in replay.generate(6 * PER_CHUNK)], dim=2)
-    assert torch.equal(live, again)
+    again_control = _control(replay)
+    again_control.schedule_ahead(replay, parse_schedule(text))
+    again = torch.cat([c.chunk.frames for c in again_control.run(replay, 6 * PER_CHUNK)], dim=2)
+    assert torch.equal(live, again) and again_control.schedule_text == text
     assert not torch.equal(live, torch.cat([c.frames for c in _session(parts).generate(7 * PER_CHUNK)][1:], dim=2))
 
 
@@ -228,3 +227,25 @@ def test_schedule_text_round_trips():
     switches = [WardrobeSwitch(0, "full", 0), WardrobeSwitch(12, "upper", 7, "refresh")]
     assert format_schedule(switches) == "0:full:0, 12:upper:7:refresh"
     assert parse_schedule(format_schedule(switches)) == switches and parse_schedule("") == []
+
+
+def test_a_refused_schedule_schedules_nothing(parts):
+    s = _session(parts)
+    control = _control(s)
+    with pytest.raises(InputRuleError) as exc:
+        control.schedule_ahead(s, parse_schedule("6:upper:1, 12:lower:9"))
+    assert exc.value.rule == "wardrobe_index" and s.pending_switches == () and control.schedule == ()
+
+
+def test_a_live_request_replaces_a_scheduled_switch_of_its_slot_at_the_same_frame(parts):
+    s = _session(parts)
+    control = _control(s)
+    control.schedule_ahead(s, parse_schedule("6:upper:1, 6:lower:2"))
+    list(control.run(s, 2 * PER_CHUNK, _during(0, lambda: control.request(3, "upper"))))
+    assert control.schedule_text == "6:lower:2, 6:upper:3"
+    live = torch.cat([c.frames for c in [s.step()]], dim=2)
+    replay = _session(parts)
+    again = _control(replay)
+    again.schedule_ahead(replay, parse_schedule(control.schedule_text))
+    frames = [c.chunk.frames for c in again.run(replay, 3 * PER_CHUNK)]
+    assert torch.equal(frames[2], live)

@@ -7,6 +7,7 @@ is the only object other threads touch while it runs:
                                   request; a refused request raises `InputRuleError` and changes
                                   nothing (the session is never touched from the calling thread)
     add_garment(image)            appends a garment to the wardrobe; returns its index
+    schedule_ahead(session, sw)   before the run: schedules recorded switches (a replay), checked the same way
     stop()                        ends the run at the next chunk boundary, keeping every chunk so far
 
 `run(session, frames)` yields each chunk as it is made. Between two chunks it takes every queued
@@ -63,7 +64,8 @@ class LiveControl:
         self._lock = threading.Lock()
         self._wardrobe: list[torch.Tensor] = []
         self._queue: list[LiveRequest] = []
-        self._schedule: list[WardrobeSwitch] = []
+        self._schedule: list[WardrobeSwitch] = []  # applied live requests
+        self._ahead: list[WardrobeSwitch] = []  # given to schedule_ahead
         self._carried: tuple[LiveRequest, ...] = ()
         self._next_id = 1
         self._stop = threading.Event()
@@ -101,20 +103,24 @@ class LiveControl:
         "stream_slot", facts `unknown`, `slots`), a policy that is not a preset (rule
         "policy_name", facts `policy`, `policies`).
         """
-        check_stream_slots((slot,), self.slots)
-        if policy not in NAMED_POLICIES:
-            raise InputRuleError(f"unknown rescheduling policy {policy!r}; choose one of {list(NAMED_POLICIES)}",
-                                 "policy_name", policy=policy, policies=tuple(NAMED_POLICIES))
         with self._lock:
-            size = len(self._wardrobe)
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
-                what = "is empty" if size == 0 else f"holds garments 0 to {size - 1}"
-                raise InputRuleError(f"unknown garment: wardrobe index {index!r}, and the wardrobe {what}",
-                                     "wardrobe_index", index=index, size=size)
+            self._check(index, slot, policy)
             req = LiveRequest(self._next_id, index, slot, policy)
             self._next_id += 1
             self._queue.append(req)
             return req
+
+    def _check(self, index: int, slot: str, policy: str) -> None:
+        """The request rules (see `request`); call with the lock held."""
+        check_stream_slots((slot,), self.slots)
+        if policy not in NAMED_POLICIES:
+            raise InputRuleError(f"unknown rescheduling policy {policy!r}; choose one of {list(NAMED_POLICIES)}",
+                                 "policy_name", policy=policy, policies=tuple(NAMED_POLICIES))
+        size = len(self._wardrobe)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+            what = "is empty" if size == 0 else f"holds garments 0 to {size - 1}"
+            raise InputRuleError(f"unknown garment: wardrobe index {index!r}, and the wardrobe {what}",
+                                 "wardrobe_index", index=index, size=size)
 
     def stop(self) -> None:
         """End the run at the next chunk boundary (the chunk being made is kept)."""
@@ -132,9 +138,12 @@ class LiveControl:
 
     @property
     def schedule(self) -> tuple[WardrobeSwitch, ...]:
-        """The switches applied so far, in order."""
+        """Every switch of the run so far, frames ascending: those given to `schedule_ahead` and the live ones
+        (a scheduled one replaced at its frame by a live request for its slot is left out: it is never seen)."""
         with self._lock:
-            return tuple(self._schedule)
+            live = {(s.frame, s.slot) for s in self._schedule}
+            ahead = [s for s in self._ahead if (s.frame, s.slot) not in live]
+            return tuple(sorted(ahead + self._schedule, key=lambda s: s.frame))  # stable: ahead first
 
     @property
     def schedule_text(self) -> str:
@@ -146,6 +155,20 @@ class LiveControl:
         return self._carried
 
     # ------------------------------------------------------------------ the generating thread
+    def schedule_ahead(self, session: StreamSession, switches: Sequence[WardrobeSwitch]) -> None:
+        """Schedule recorded switches on `session` before the run (frames from its current end), and record them.
+
+        Every switch is checked first (the rules of `request`), so a refused schedule schedules nothing.
+        This is how a schedule from `schedule_text` is replayed.
+        """
+        with self._lock:
+            for s in switches:
+                self._check(s.index, s.slot, s.policy)
+            start = session.frames_generated
+            for s in switches:
+                session.schedule_switch(start + s.frame, s.slot, self._wardrobe[s.index], s.switch_policy)
+            self._ahead.extend(switches)
+
     def _boundary(self, session: StreamSession, start: int) -> tuple[tuple[LiveRequest, ...], tuple[LiveRequest, ...]]:
         """Hand the queued requests to `session` (last per slot wins); returns (applied, superseded)."""
         with self._lock:
