@@ -1,7 +1,7 @@
 """A small stand-in for the parts of ComfyUI the node layer uses, for unit tests without ComfyUI.
 
 Modules built here: `comfy`, `comfy.utils` (ProgressBar and its global hook), `comfy.model_management`
-(devices, dtype, interrupts, model loading), `comfy.cli_args` (preview settings), `comfy.latent_formats` (the
+(devices, dtype, interrupts as ComfyUI 0.38 raises them, a BaseException; model loading), `comfy.cli_args` (preview settings), `comfy.latent_formats` (the
 Wan latent statistics), `comfy_api`, `comfy_api.latest`
 (`ComfyExtension`, `io`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
 `comfy_api/latest/_io.py` keyword for keyword (only the types the pack uses), so that a misspelt
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["stub_modules", "load_pack", "pack_module_name", "hosted_pack"]
+__all__ = ["stub_modules", "load_pack", "pack_module_name", "hosted_pack", "interrupt_exception"]
 
 
 # ----------------------------------------------------------------------------------- comfy_api.latest.io
@@ -204,13 +204,18 @@ class ComfyExtension(ABC):
 
 
 # ----------------------------------------------------------------------------------- comfy.*
-class InterruptProcessingException(Exception):
-    pass
+def interrupt_exception(base: type[BaseException] = BaseException) -> type[BaseException]:
+    """ComfyUI's InterruptProcessingException on `base`: BaseException in ComfyUI 0.38, Exception in 0.8.
+
+    `comfy.model_management.throw_exception_if_processing_interrupted` raises whichever class the
+    stand-in module holds when it is called, so a test can set the other one.
+    """
+    return type("InterruptProcessingException", (base,), {"__module__": "comfy.model_management"})
 
 
 def _model_management() -> types.ModuleType:
     mm = types.ModuleType("comfy.model_management")
-    mm.InterruptProcessingException = InterruptProcessingException
+    mm.InterruptProcessingException = interrupt_exception()
     state = {"interrupt": False}
     lock = threading.RLock()
 
@@ -226,7 +231,7 @@ def _model_management() -> types.ModuleType:
         with lock:
             if state["interrupt"]:
                 state["interrupt"] = False
-                raise InterruptProcessingException()
+                raise mm.InterruptProcessingException()
 
     mm.interrupt_current_processing = interrupt_current_processing
     mm.processing_interrupted = processing_interrupted

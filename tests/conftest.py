@@ -64,6 +64,15 @@ def host(tmp_path_factory):
         yield namespace
 
 
+@pytest.fixture(params=[BaseException, Exception], ids=["interrupt-BaseException", "interrupt-Exception"])
+def interrupt_base(request, host, monkeypatch):
+    """Run a test under both bases of ComfyUI's InterruptProcessingException (0.38: BaseException, 0.8: Exception)."""
+    from comfy_stubs import interrupt_exception
+
+    monkeypatch.setattr(host.mm, "InterruptProcessingException", interrupt_exception(request.param))
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def model(host):
     """A micro EmbeddedModel (student + try-off DiT), as 'Load FashionChameleon model' would output it."""

@@ -73,7 +73,7 @@ def test_the_switch_and_both_chunks_run_the_dit(pending):
     assert pending.calls == 1 + 2 * (pending.steps + 1)
 
 
-def test_a_cancel_at_every_denoising_step_leaves_the_stream_as_it_was(host, model, pending):
+def test_a_cancel_at_every_denoising_step_leaves_the_stream_as_it_was(host, model, pending, interrupt_base):
     before = stream_state(pending.stream)
     for tick in range(2 * pending.steps + 1):  # tick 0: cancelled before the first chunk starts
         seen = []
@@ -91,7 +91,7 @@ def test_a_cancel_at_every_denoising_step_leaves_the_stream_as_it_was(host, mode
         assert_intact_and_rerun_equal(host, model, pending, before)
 
 
-def test_a_cancel_during_any_dit_call_including_the_switch_leaves_the_stream_as_it_was(host, model, pending):
+def test_a_cancel_during_any_dit_call_including_the_switch_leaves_the_stream_as_it_was(host, model, pending, interrupt_base):
     before = stream_state(pending.stream)
     for k in range(pending.calls):  # k = 0 is the switch's condition pass
 

@@ -365,7 +365,7 @@ def test_progress_ticks_every_denoising_step_with_a_preview_of_the_chunk(host, m
 
 
 @pytest.mark.parametrize("cancel_after", [1, 6])
-def test_an_interrupt_mid_generation_leaves_the_input_stream_intact(host, model, cancel_after):
+def test_an_interrupt_mid_generation_leaves_the_input_stream_intact(host, model, cancel_after, interrupt_base):
     _, parent, _ = start(host, model)
     (swapped,) = run(host.swap.SwapGarment, stream=parent, garment=img(13), slot="full",
                      policy="full (refresh + withdraw + disentangle)")
@@ -411,7 +411,7 @@ def test_try_off_gives_flat_garments_ready_for_a_swap(host, model):
         run(host.tryoff.TryOff, **{**args, "model": no_tryoff})
 
 
-def test_try_off_ticks_every_step_and_cancels_within_one(host, model):
+def test_try_off_ticks_every_step_and_cancels_within_one(host, model, interrupt_base):
     ticks = []
 
     def hook(value, total, preview, node_id=None):
