@@ -8,6 +8,7 @@
     try_off.py          FashionChameleon try-off            -> IMAGE garment
     load_sample.py      FashionChameleon sample image       -> IMAGE (a bundled sample from workflows/samples)
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
+    cache_size.py       the sizes ComfyUI's RAM-pressure cache counts for FC_MODEL / FC_STREAM values
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
     checks.py           input checks (images, whole-number widgets, FC_MODEL / FC_STREAM) and the engine's
                         input rules in the nodes' words: errors name the input and the fix

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from .. import fashionchameleon as fc
 from ..fashionchameleon import CheckpointError, build_dit, read_header
 from . import folders, host
+from .cache_size import sized_model
 from .memory import LOAD_ADVICE, reporting_oom
 from .types import CATEGORY, FC_MODEL, log
 
@@ -67,7 +68,7 @@ class LoadTeacher(io.ComfyNode):
         with reporting_oom(NODE, f"loading {model} on {dev} as {str(dt).replace('torch.', '')}", LOAD_ADVICE):
             loaded = _load_embedded(dev, dt) if path is None else _load_file(path, dev, dt)
         log.info("loaded %s on %s as %s", model, dev, dt)
-        return io.NodeOutput(loaded)
+        return io.NodeOutput(sized_model(loaded))
 
 
 def _load_embedded(device, dtype, parts: tuple[str, ...] = tuple(fc.PARTS)):

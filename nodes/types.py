@@ -52,6 +52,10 @@ class FCStream:
     def frames_generated(self) -> int:
         return self.session.frames_generated
 
+    def _comfy_cache_tensors(self) -> list:
+        """What ComfyUI's RAM-pressure cache counts for this value (cache_size.py): the session's own tensors."""
+        return self.session.held_tensors()
+
     @property
     def slots(self) -> tuple[str, ...]:
         return tuple(self.session.layout.garment_slots)

@@ -304,6 +304,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
               str(folder / "wan_micro.safetensors"))
     (model,) = run(host.load.LoadTeacher, model="diffusion_models/wan_micro.safetensors", dtype="fp32", device="cpu")
     assert model.student.cfg.in_dim == C and model.student.cfg.text_dim == TEXT_DIM
+    assert model._comfy_cache_tensors() == host.cache_size.model_tensors(model)  # sized for ComfyUI's RAM cache
     cond = [[torch.randn(1, 3, TEXT_DIM, generator=torch.Generator().manual_seed(16)), {}]]
     frames, stream, _ = _generate(host, model, 9, vae=FakeVAE(latent_channels=C, seed=17), conditioning=cond)
     assert frames.shape == (9, SIZE, SIZE, 3)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from typing import Callable, Iterator
 
@@ -178,6 +178,20 @@ class StreamSession:
     def reference_latents(self) -> torch.Tensor:
         return self._f.references
 
+    def held_tensors(self) -> list[torch.Tensor]:
+        """The tensors this session holds apart from its model's weights, for memory accounting.
+
+        The KV cache, the prompt's cross-attention K/V, the condition latents, the recent latents,
+        every tensor in the decoder state and the images of pending switches. Branches share their
+        decoder state, so each lists it.
+        """
+        f = self._f
+        out = [self.cache.k, self.cache.v, *self.text.k, *self.text.v, f.references, *f.garments.values(),
+               *_tensors_in(f.decoder_state), *(e.garment for e in f.pending)]
+        if f.recent is not None:
+            out.append(f.recent)
+        return [t for t in out if isinstance(t, torch.Tensor)]
+
     def snapshot(self) -> "StreamSession":
         """An independent copy for branching: its cache and fields share nothing mutable with this one
         (the decoder state is shared, as codecs never change a state)."""
@@ -290,3 +304,14 @@ def _merge_policies(policies: list[SwitchPolicy]) -> SwitchPolicy:
     return replace(last, refresh=any(p.refresh for p in policies), withdraw=any(p.withdraw for p in policies),
                    disentangle=any(p.disentangle for p in policies),
                    keep_last=min(p.keep_last for p in policies))
+
+
+def _tensors_in(value: object) -> list[torch.Tensor]:
+    """Every tensor in a codec's decoder state: a tensor, or one inside (frozen) dataclasses, tuples and lists."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return [t for name in (fl.name for fl in fields(value)) for t in _tensors_in(getattr(value, name))]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors_in(item)]
+    return []
