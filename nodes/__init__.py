@@ -2,12 +2,13 @@
 
     extension.py        FashionChameleonExtension: the node list (V3 registration, nothing else)
     load_teacher.py     Load FashionChameleon model         -> FC_MODEL
-    stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps
+    stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps, VIDEO
     swap_garment.py     FashionChameleon swap garment       -> FC_STREAM
     kv_refresh.py       FashionChameleon KV refresh         -> FC_STREAM
     try_off.py          FashionChameleon try-off            -> IMAGE garment
     load_sample.py      FashionChameleon sample image       -> IMAGE (a bundled sample from workflows/samples)
     types.py            FC_MODEL / FC_STREAM socket types and the FCStream value
+    video.py            the VIDEO output (frames + frame rate as ComfyUI's video value)
     cache_size.py       the sizes ComfyUI's RAM-pressure cache counts for FC_MODEL / FC_STREAM values
     convert.py          IMAGE <-> engine tensors; host.py: devices, progress, previews, interrupts;
     checks.py           input checks (images, whole-number widgets, FC_MODEL / FC_STREAM) and the engine's

@@ -14,6 +14,7 @@ from .fit import check_image_size, stream_fps, stream_parts
 from .memory import STREAM_ADVICE, reporting_oom
 from .parse import check_slot_names, pair_switches, parse_frames, parse_slots
 from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream
+from .video import to_video
 
 NODE = "FashionChameleon stream generate"
 MAX_FRAMES = 100_000  # per node run; longer videos chain nodes through the 'stream' output
@@ -29,7 +30,7 @@ class StreamGenerate(io.ComfyNode):
             category=f"{CATEGORY}/stream",
             description="Generates a try-on video of the reference person wearing the garment(s), chunk by chunk, "
                         "with a causal few-step model. Outputs the frames, the stream (to continue it, switch "
-                        "garments or reschedule the cache) and the frame rate. Connect 'stream' to continue an "
+                        "garments or reschedule the cache), the frame rate and the frames as a VIDEO. Connect 'stream' to continue an "
                         "earlier stream instead of starting a new one; the garment schedule switches garments at "
                         "given frames while generating.",
             inputs=[
@@ -96,6 +97,9 @@ class StreamGenerate(io.ComfyNode):
                                 tooltip="The video's frame rate, for core's CreateVideo or SaveAnimatedWEBP nodes: 16 "
                                         "for the embedded model, the Wan family's (Wan2.2: 24, Wan2.1: 16) when "
                                         "a VAE is connected."),
+                io.Video.Output(display_name="video",
+                                tooltip="The same frames as a VIDEO at that frame rate, without audio: connect it to "
+                                        "core's 'Save Video' to write an MP4."),
             ],
         )
 
@@ -132,7 +136,8 @@ class StreamGenerate(io.ComfyNode):
             chunks = [video_to_image(c.frames, device)
                       for c in session.generate(frames, progress, host.check_interrupt)]
         progress.finish()
-        return io.NodeOutput(torch.cat(chunks, dim=0), out, float(out.fps))
+        frames = torch.cat(chunks, dim=0)
+        return io.NodeOutput(frames, out, float(out.fps), to_video(frames, out.fps))
 
 
 def _continue(model, stream, reference, garment, garment_lower, vae, conditioning) -> FCStream:

@@ -3,7 +3,7 @@
 Modules built here: `comfy`, `comfy.utils` (ProgressBar and its global hook), `comfy.model_management`
 (devices, dtype, interrupts as ComfyUI 0.38 raises them, a BaseException; model loading), `comfy.cli_args` (preview settings), `comfy.latent_formats` (the
 Wan latent statistics), `comfy_api`, `comfy_api.latest`
-(`ComfyExtension`, `io`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
+(`ComfyExtension`, `io`, `InputImpl.VideoFromComponents`, `Types.VideoComponents`) and `folder_paths`. Constructor signatures follow ComfyUI 0.8's
 `comfy_api/latest/_io.py` keyword for keyword (only the types the pack uses), so that a misspelt
 option fails here as it would in ComfyUI. Behaviour is the minimum the tests need: the progress bar
 calls its hook on every update (ComfyUI throttles non-preview updates), and `interrupt_processing`
@@ -191,7 +191,39 @@ def _io_module() -> types.ModuleType:
     io.Mask = _comfytype("MASK")
     io.Vae = _comfytype("VAE")
     io.Conditioning = _comfytype("CONDITIONING")
+    io.Video = _comfytype("VIDEO")
     return io
+
+
+# ----------------------------------------------------------------------------------- comfy_api.latest video types
+@dataclass
+class VideoComponents:
+    """`Types.VideoComponents`, keyword for keyword as ComfyUI 0.8's."""
+
+    images: torch.Tensor
+    frame_rate: Any
+    audio: dict | None = None
+    metadata: dict | None = None
+
+
+class VideoFromComponents:
+    """`InputImpl.VideoFromComponents`: a VIDEO made of an IMAGE batch, a frame rate and optional audio."""
+
+    def __init__(self, components: VideoComponents):
+        self._components = components
+
+    def get_components(self) -> VideoComponents:
+        c = self._components
+        return VideoComponents(images=c.images, audio=c.audio, frame_rate=c.frame_rate)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        return self._components.images.shape[2], self._components.images.shape[1]  # (width, height)
+
+    def get_frame_count(self) -> int:
+        return int(self._components.images.shape[0])
+
+    def get_frame_rate(self):
+        return self._components.frame_rate
 
 
 class ComfyExtension(ABC):
@@ -402,6 +434,8 @@ def stub_modules(models_dir: Path) -> dict[str, types.ModuleType]:
     latest.__path__ = []
     latest.io = _io_module()
     latest.ComfyExtension = ComfyExtension
+    latest.InputImpl = types.SimpleNamespace(VideoFromComponents=VideoFromComponents)
+    latest.Types = types.SimpleNamespace(VideoComponents=VideoComponents)
     api.latest = latest
     return {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils, "comfy.cli_args": cli,
             "comfy.latent_formats": formats,

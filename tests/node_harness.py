@@ -36,7 +36,8 @@ NODE_MODULES = {"ext": "nodes.extension", "types": "nodes.types", "convert": "no
                 "swap": "nodes.swap_garment", "kv": "nodes.kv_refresh", "tryoff": "nodes.try_off",
                 "sample": "nodes.load_sample", "vae_codec": "nodes.vae_codec", "latent_stats": "nodes.latent_stats",
                 "conditioning": "nodes.conditioning", "fit": "nodes.fit", "checks": "nodes.checks",
-                "memory": "nodes.memory", "parse": "nodes.parse", "cache_size": "nodes.cache_size"}
+                "memory": "nodes.memory", "parse": "nodes.parse", "cache_size": "nodes.cache_size",
+                "video": "nodes.video"}
 # namespace attribute -> engine module of the pack ("fc" is the front door the nodes import)
 ENGINE_MODULES = {"fc": "fashionchameleon", "model": "fashionchameleon.runtime.dit.model",
                   "config": "fashionchameleon.runtime.config", "codec": "fashionchameleon.runtime.encoders.codec",

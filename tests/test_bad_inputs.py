@@ -412,15 +412,15 @@ def _seed_extremes_are_valid_and_distinct(c):
 
 
 def _late_switch_stays_pending(c):
-    _, out, _ = cont(schedule_garments=img(3), switch_frames="99999999999999999999")(c)
+    _, out, _, *_ = cont(schedule_garments=img(3), switch_frames="99999999999999999999")(c)
     assert [e.frame for e in out.session.pending_switches] == [PER_CHUNK + 99999999999999999999]
 
 
 def _same_slot_twice_at_different_frames_and_two_slots_at_one_frame(c):
-    _, out, _ = cont(schedule_garments=img(3, batch=2), switch_frames="6, 12", frames=2 * PER_CHUNK)(c)
+    _, out, _, *_ = cont(schedule_garments=img(3, batch=2), switch_frames="6, 12", frames=2 * PER_CHUNK)(c)
     assert [e.frame for e in out.session.pending_switches] == [PER_CHUNK + 12]  # the one at 6 was applied
     two = SimpleNamespace(**{**vars(c), "stream": c.two})
-    _, out, _ = cont(schedule_garments=img(3, batch=2), switch_frames="0, 0", switch_slots="upper, lower")(two)
+    _, out, _, *_ = cont(schedule_garments=img(3, batch=2), switch_frames="0, 0", switch_slots="upper, lower")(two)
     assert out.frames_generated == 2 * PER_CHUNK and out.session.pending_switches == ()
 
 

@@ -247,7 +247,7 @@ def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_condition
     with pytest.raises(ValueError, match="is 16 wide, but this DiT's text input is 24 wide"):
         _generate(host, wan_model, 9, vae=vae, conditioning=[[torch.zeros(1, 3, 16), {}]])
     host.mm.loaded.clear()
-    frames, stream, fps = _generate(host, wan_model, 21, vae=vae, conditioning=cond)
+    frames, stream, fps, *_ = _generate(host, wan_model, 21, vae=vae, conditioning=cond)
     assert frames.shape == (21, SIZE, SIZE, 3) and 0 <= frames.min() and frames.max() <= 1  # 9 + 12 frames
     assert stream.frames_generated == 21 and vae.patcher in host.mm.loaded
     assert isinstance(stream.session.codec, host.vae_codec.ComfyVAECodec)
@@ -261,8 +261,8 @@ def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_condition
         whole, _ = session.codec.decode(torch.cat([c.latents for c in chunks], dim=2))
     assert (torch.cat([c.frames for c in chunks], dim=2) - whole).abs().max() < 1e-5
     # a continuation carries the decoder cache on: it equals one longer run
-    more, _, _ = run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0)
-    longer, _, _ = _generate(host, wan_model, 33, vae=vae, conditioning=cond)
+    more, _, _, *_ = run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0)
+    longer, _, _, *_ = _generate(host, wan_model, 33, vae=vae, conditioning=cond)
     assert torch.allclose(torch.cat([frames, more]), longer, atol=1e-5) and stream.frames_generated == 21
     with pytest.raises(ValueError, match=r"\['vae', 'conditioning'\] are only used to start a stream"):
         run(host.gen.StreamGenerate, model=wan_model, stream=stream, prompt="", frames=12, seed=0, vae=vae,
@@ -272,7 +272,7 @@ def test_stream_generate_streams_a_wan_layout_dit_with_a_comfy_vae_and_condition
 def test_a_switch_restarts_the_decode_segment_and_rebuilds_the_reference_through_the_vae(host, known, wan_model):
     vae = FakeVAE(latent_channels=C, seed=13)
     cond = [[torch.randn(1, 2, TEXT_DIM, generator=torch.Generator().manual_seed(14)), {}]]
-    frames, stream, _ = _generate(host, wan_model, 18, vae=vae, conditioning=cond, schedule_garments=img(3),
+    frames, stream, _, *_ = _generate(host, wan_model, 18, vae=vae, conditioning=cond, schedule_garments=img(3),
                                   switch_frames="9")
     # chunk 1: 9 frames; the full switch withdraws history, so chunk 2 starts a new segment: 9 frames again
     assert frames.shape[0] == 18 and stream.frames_generated == 18
@@ -306,7 +306,7 @@ def test_load_teacher_loads_a_wan_layout_file_that_then_streams_with_a_vae_and_c
     assert model.student.cfg.in_dim == C and model.student.cfg.text_dim == TEXT_DIM
     assert model._comfy_cache_tensors() == host.cache_size.model_tensors(model)  # sized for ComfyUI's RAM cache
     cond = [[torch.randn(1, 3, TEXT_DIM, generator=torch.Generator().manual_seed(16)), {}]]
-    frames, stream, _ = _generate(host, model, 9, vae=FakeVAE(latent_channels=C, seed=17), conditioning=cond)
+    frames, stream, _, *_ = _generate(host, model, 9, vae=FakeVAE(latent_channels=C, seed=17), conditioning=cond)
     assert frames.shape == (9, SIZE, SIZE, 3)
     context = stream.session.prompt_encoder.encode(["x"])  # padded with zeros to the DiT's text length
     assert context.shape == (1, model.student.cfg.text_len, TEXT_DIM) and not context[:, 3:].any()

@@ -53,7 +53,7 @@ def continue_stream(host, model, stream):
 @pytest.fixture(scope="module")
 def pending(host, model):
     """A stream with a switch pending, what continuing it gives, and how many DiT calls that takes."""
-    _, parent, _ = run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2), prompt="a person walks",
+    _, parent, _, *_ = run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2), prompt="a person walks",
                        frames=PER_CHUNK, seed=5)
     (stream,) = run(host.swap.SwapGarment, stream=parent, garment=img(13), slot="full", policy=FULL)
     calls = []

@@ -7,6 +7,7 @@ randomly initialised micro EmbeddedModel injected where 'Load FashionChameleon m
 from __future__ import annotations
 
 import asyncio
+from fractions import Fraction
 import inspect
 import sys
 from pathlib import Path
@@ -78,7 +79,8 @@ def test_every_schema_is_namespaced_categorised_and_documented(host):
 
 def test_stream_outputs_are_typed_and_widgets_have_sane_ranges(host):
     schema = host.gen.StreamGenerate.define_schema()
-    assert [o.io_type for o in schema.outputs] == ["IMAGE", "FC_STREAM", "FLOAT"]
+    # saved workflows link outputs by index: these four keep their places, later outputs are appended
+    assert [o.io_type for o in schema.outputs][:4] == ["IMAGE", "FC_STREAM", "FLOAT", "VIDEO"]
     inputs = {i.id: i for i in schema.inputs}
     assert inputs["model"].io_type == "FC_MODEL" and inputs["stream"].io_type == "FC_STREAM"
     assert inputs["stream"].optional and inputs["schedule_garments"].optional and not inputs["model"].optional
@@ -211,13 +213,20 @@ def test_images_convert_both_ways_and_rgba_is_composited_on_white(host):
 
 
 # ----------------------------------------------------------------------------------- stream generate
-def test_stream_generate_outputs_frames_a_stream_and_fps(host, model):
-    frames, stream, fps = start(host, model, frames=PER_CHUNK + 1)  # rounded up to whole chunks
+def test_stream_generate_outputs_frames_a_stream_fps_and_a_video(host, model):
+    frames, stream, fps, video, *_ = start(host, model, frames=PER_CHUNK + 1)  # rounded up to whole chunks
     assert frames.shape == (2 * PER_CHUNK, SIZE, SIZE, 3) and frames.dtype == torch.float32
     assert frames.device.type == "cpu" and 0 <= frames.min() and frames.max() <= 1
     assert isinstance(stream, host.types.FCStream) and stream.frames_generated == 2 * PER_CHUNK
     assert stream.slots == ("full",) and stream.image_size == (SIZE, SIZE)
     assert isinstance(fps, float) and fps == 16.0
+    # the VIDEO: the same frames (no copy), the stream's frame rate, no audio, as core's CreateVideo builds one
+    parts = video.get_components()
+    assert parts.images is frames and parts.frame_rate == Fraction(16) and parts.audio is None
+    assert video.get_frame_count() == 2 * PER_CHUNK and video.get_dimensions() == (SIZE, SIZE)
+    assert host.video.to_video(frames[:3], 24000 / 1001).get_frame_rate() == Fraction(24000, 1001)  # not the float
+    with pytest.raises(ValueError, match="frame rate above 0"):
+        host.video.to_video(frames, 0.0)
 
 
 def test_the_same_inputs_give_identical_outputs_and_leave_inputs_untouched(host, model):
@@ -239,14 +248,14 @@ def test_the_same_inputs_give_identical_outputs_and_leave_inputs_untouched(host,
 
 
 def test_a_continuation_equals_one_longer_run(host, model):
-    whole, _, _ = start(host, model, frames=4 * PER_CHUNK)
-    first, stream, _ = start(host, model, frames=2 * PER_CHUNK)
-    rest, after, _ = cont(host, model, stream, frames=2 * PER_CHUNK)
+    whole, _, _, *_ = start(host, model, frames=4 * PER_CHUNK)
+    first, stream, _, *_ = start(host, model, frames=2 * PER_CHUNK)
+    rest, after, _, *_ = cont(host, model, stream, frames=2 * PER_CHUNK)
     assert torch.equal(torch.cat([first, rest]), whole) and after.frames_generated == 4 * PER_CHUNK
 
 
 def test_continuing_refuses_start_images_and_starting_needs_them(host, model):
-    _, stream, _ = start(host, model)
+    _, stream, _, *_ = start(host, model)
     with pytest.raises(ValueError, match="only used to start"):
         cont(host, model, stream, reference=img(1))
     with pytest.raises(ValueError, match="connect 'reference' and 'garment'"):
@@ -257,30 +266,30 @@ def test_continuing_refuses_start_images_and_starting_needs_them(host, model):
 
 
 def test_a_garment_of_another_size_is_fitted_to_the_reference(host, model):
-    frames, stream, _ = start(host, model, garment=img(2, h=2 * SIZE, w=SIZE))
+    frames, stream, _, *_ = start(host, model, garment=img(2, h=2 * SIZE, w=SIZE))
     assert frames.shape[1:] == (SIZE, SIZE, 3) and stream.session.garment_latents["full"].shape[-2:] == (4, 4)
 
 
 def test_a_schedule_switches_exactly_like_swap_garment_at_that_frame(host, model):
     new = img(8)
-    plain, _, _ = start(host, model, frames=4 * PER_CHUNK)
-    scheduled, s_stream, _ = start(host, model, frames=4 * PER_CHUNK, schedule_garments=new,
+    plain, _, _, *_ = start(host, model, frames=4 * PER_CHUNK)
+    scheduled, s_stream, _, *_ = start(host, model, frames=4 * PER_CHUNK, schedule_garments=new,
                                    switch_frames=str(2 * PER_CHUNK))
-    first, stream, _ = start(host, model, frames=2 * PER_CHUNK)
+    first, stream, _, *_ = start(host, model, frames=2 * PER_CHUNK)
     (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=new, slot="full",
                      policy="full (refresh + withdraw + disentangle)")
-    rest, _, _ = cont(host, model, swapped, frames=2 * PER_CHUNK)
+    rest, _, _, *_ = cont(host, model, swapped, frames=2 * PER_CHUNK)
     assert torch.equal(scheduled[:2 * PER_CHUNK], plain[:2 * PER_CHUNK])  # before the switch: unchanged
     assert not torch.allclose(scheduled[2 * PER_CHUNK:], plain[2 * PER_CHUNK:], atol=1e-3)
     assert torch.equal(scheduled, torch.cat([first, rest]))
     assert s_stream.session.pending_switches == ()
     # frames count from the start of this node's output when continuing; a late switch stays pending
-    _, pending, _ = cont(host, model, stream, frames=PER_CHUNK, schedule_garments=new, switch_frames="100")
+    _, pending, _, *_ = cont(host, model, stream, frames=PER_CHUNK, schedule_garments=new, switch_frames="100")
     assert [e.frame for e in pending.session.pending_switches] == [2 * PER_CHUNK + 100]
 
 
 def test_schedule_inputs_are_checked(host, model):
-    _, stream, _ = start(host, model)
+    _, stream, _, *_ = start(host, model)
     with pytest.raises(ValueError, match="one frame per garment"):
         cont(host, model, stream, schedule_garments=img(8, batch=2), switch_frames="6")
     with pytest.raises(ValueError, match="no 'schedule_garments'"):
@@ -290,7 +299,7 @@ def test_schedule_inputs_are_checked(host, model):
 
 
 def test_upper_and_lower_garments_make_a_two_slot_stream(host, model):
-    _, stream, _ = start(host, model, garment_lower=img(9))
+    _, stream, _, *_ = start(host, model, garment_lower=img(9))
     assert stream.slots == ("upper", "lower")
     (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=img(10), slot="lower",
                      policy="refresh only")
@@ -308,24 +317,24 @@ def test_upper_and_lower_garments_make_a_two_slot_stream(host, model):
 
 # ----------------------------------------------------------------------------------- branching
 def test_one_stream_branches_into_independent_outfits(host, model):
-    _, parent, _ = start(host, model)
+    _, parent, _, *_ = start(host, model)
     before = state(parent)
     swap = host.swap.SwapGarment
     (a,) = run(swap, stream=parent, garment=img(11), slot="full", policy="full (refresh + withdraw + disentangle)")
     (b,) = run(swap, stream=parent, garment=img(12), slot="full", policy="full (refresh + withdraw + disentangle)")
     assert same(state(parent), before) and parent.session.pending_switches == ()
     a_before = state(a)
-    fa, a_next, _ = cont(host, model, a)
-    fb, _, _ = cont(host, model, b)
-    fp, _, _ = cont(host, model, parent)
+    fa, a_next, _, *_ = cont(host, model, a)
+    fb, _, _, *_ = cont(host, model, b)
+    fp, _, _, *_ = cont(host, model, parent)
     assert not torch.allclose(fa, fb, atol=1e-3) and not torch.allclose(fa, fp, atol=1e-3)
     assert same(state(a), a_before) and same(state(parent), before)
-    fa2, _, _ = cont(host, model, a)
+    fa2, _, _, *_ = cont(host, model, a)
     assert torch.equal(fa, fa2) and a_next.session.pending_switches == ()
 
 
 def test_kv_refresh_schedules_the_operations_on_a_new_stream(host, model):
-    _, parent, _ = start(host, model)
+    _, parent, _, *_ = start(host, model)
     before = state(parent)
     kv = host.kv.KVRefresh
     (noop,) = run(kv, stream=parent, refresh="none", withdraw=False, keep_last=0, keep_sink=False, disentangle=False)
@@ -335,7 +344,7 @@ def test_kv_refresh_schedules_the_operations_on_a_new_stream(host, model):
     policy = host.E.rescheduling.SwitchPolicy
     assert [(e.slot, e.garment, e.policy) for e in custom.session.pending_switches] == [
         ("full", None, policy(refresh=True, withdraw=True, keep_last=3, keep_sink=True, disentangle=False))]
-    plain, _, _ = cont(host, model, parent)
+    plain, _, _, *_ = cont(host, model, parent)
     assert torch.equal(cont(host, model, noop)[0], plain)  # nothing asked: exactly the plain continuation
     assert not torch.allclose(cont(host, model, full)[0], plain, atol=1e-3)
     with pytest.raises(ValueError, match="not in this stream"):
@@ -366,10 +375,10 @@ def test_progress_ticks_every_denoising_step_with_a_preview_of_the_chunk(host, m
 
 @pytest.mark.parametrize("cancel_after", [1, 6])
 def test_an_interrupt_mid_generation_leaves_the_input_stream_intact(host, model, cancel_after, interrupt_base):
-    _, parent, _ = start(host, model)
+    _, parent, _, *_ = start(host, model)
     (swapped,) = run(host.swap.SwapGarment, stream=parent, garment=img(13), slot="full",
                      policy="full (refresh + withdraw + disentangle)")
-    reference, _, _ = cont(host, model, swapped)
+    reference, _, _, *_ = cont(host, model, swapped)
     before = state(swapped)
     ticks = []
 
@@ -387,7 +396,7 @@ def test_an_interrupt_mid_generation_leaves_the_input_stream_intact(host, model,
         host.mm.interrupt_current_processing(False)
     assert len(ticks) == cancel_after  # stopped at the next check, not at the end
     assert same(state(swapped), before) and len(swapped.session.pending_switches) == 1
-    again, _, _ = cont(host, model, swapped)
+    again, _, _, *_ = cont(host, model, swapped)
     assert torch.equal(again, reference)
 
 
@@ -400,7 +409,7 @@ def test_try_off_gives_flat_garments_ready_for_a_swap(host, model):
     assert garments.shape == (2, SIZE, SIZE, 3) and 0 <= garments.min() and garments.max() <= 1
     assert torch.equal(run(host.tryoff.TryOff, **args)[0], garments) and torch.equal(person, before)
     assert not torch.equal(run(host.tryoff.TryOff, **{**args, "seed": 2})[0], garments)
-    _, stream, _ = start(host, model)
+    _, stream, _, *_ = start(host, model)
     (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=garments[:1], slot="full",
                      policy="full (refresh + withdraw + disentangle)")
     assert swapped.session.pending_switches[0].slot == "full"

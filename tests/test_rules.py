@@ -118,7 +118,7 @@ def test_nodes_word_the_slot_name_rule_for_their_input(host, model):
 
 
 def test_nodes_word_the_stream_slot_rule_for_their_input(host, model):
-    _, stream, _ = run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2), prompt="",
+    _, stream, _, *_ = run(host.gen.StreamGenerate, model=model, reference=img(1), garment=img(2), prompt="",
                        frames=PER_CHUNK, seed=0)
     with pytest.raises(ValueError, match=r"^slot: garment slot 'upper' is not in this stream; its slots are "
                                          r"\['full'\]\. A stream started with one garment has 'full'"):

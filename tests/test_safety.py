@@ -231,12 +231,12 @@ def test_every_node_runs_offline_and_writes_nothing(host, model, offline, no_wri
 
     (loaded,) = run(host.load.LoadTeacher, model="embedded (bundled)", dtype="fp32", device="cpu")
     (sample,) = run(host.sample.LoadSample, image="garment1_upper.png")
-    frames, stream, _ = run(host.gen.StreamGenerate, model=loaded, reference=img(1), garment=sample, prompt="walk",
+    frames, stream, _, *_ = run(host.gen.StreamGenerate, model=loaded, reference=img(1), garment=sample, prompt="walk",
                             frames=PER_CHUNK, seed=3, schedule_garments=img(2), switch_frames="6")
     (swapped,) = run(host.swap.SwapGarment, stream=stream, garment=img(3), slot="full", policy="refresh only")
     (refreshed,) = run(host.kv.KVRefresh, stream=swapped, refresh="all", withdraw=True, keep_last=0, keep_sink=False,
                        disentangle=True)
-    more, _, _ = run(host.gen.StreamGenerate, model=loaded, stream=refreshed, prompt="", frames=2 * PER_CHUNK, seed=0)
+    more, _, _, *_ = run(host.gen.StreamGenerate, model=loaded, stream=refreshed, prompt="", frames=2 * PER_CHUNK, seed=0)
     (garment,) = run(host.tryoff.TryOff, model=loaded, person=img(4), slot="upper", seed=1, steps=2)
 
     assert frames.shape[0] == PER_CHUNK and more.shape[0] == 2 * PER_CHUNK and garment.shape == (1, SIZE, SIZE, 3)
