@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 
+from ..fashionchameleon import InputRuleError, is_wardrobe_schedule, parse_schedule
 from ..fashionchameleon import check_slot_names as known_slots
 from .checks import check_slot, rule_input
 
-__all__ = ["parse_frames", "check_slot_names", "parse_slots", "pair_switches"]
+__all__ = ["parse_frames", "check_slot_names", "parse_slots", "pair_switches", "parse_wardrobe_schedule",
+           "check_switch_frames"]
 
 _SPLIT = re.compile(r"[,\s;]+")
 
@@ -75,3 +77,25 @@ def pair_switches(frames: list[int], slots: list[str]) -> list[tuple[int, str]]:
         raise ValueError(f"switch_frames: slot {slot!r} would switch twice at frame {frame}, so the first of those "
                          f"garments would never be seen; give each garment of one slot its own frame")
     return pairs
+
+
+def parse_wardrobe_schedule(text: str | None) -> list:
+    """"24:upper:3, 48:lower:1" (the 'schedule' output of a live run) -> the engine's `WardrobeSwitch`es."""
+    try:
+        switches = parse_schedule(text)
+    except InputRuleError as exc:
+        if exc.rule == "slot_name":
+            raise ValueError(f"switch_frames: unknown garment slot(s) {exc.facts['unknown']} in the wardrobe "
+                             f"schedule; slots are {list(exc.facts['slots'])}") from None
+        raise ValueError(f"switch_frames: {exc}; paste the 'schedule' output of a live run unchanged (entries "
+                         f"frame:slot:index[:policy], e.g. '24:upper:3, 48:lower:1')") from None
+    pair_switches([s.frame for s in switches], [s.slot for s in switches])
+    return switches
+
+
+def check_switch_frames(text: str | None) -> None:
+    """Either form 'switch_frames' takes: frame numbers, or a wardrobe schedule."""
+    if is_wardrobe_schedule(text):
+        parse_wardrobe_schedule(text)
+    else:
+        parse_frames(text)

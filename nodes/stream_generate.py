@@ -1,18 +1,24 @@
-"""FashionChameleon stream generate: start a stream (or continue one) and generate frames chunk by chunk."""
+"""FashionChameleon stream generate: start a stream (or continue one) and generate frames chunk by chunk.
+
+Every run is live (live.py): its chunks appear in the node's panel as they are made, Stop ends it
+at the next chunk boundary, and a click on a 'wardrobe' garment switches at the next boundary.
+"""
 from __future__ import annotations
 
 import torch
 
 from comfy_api.latest import io
 
-from . import host
+from . import host, live
+from ..fashionchameleon import InputRuleError, LiveControl, is_wardrobe_schedule
 from .checks import (MAX_SEED, MAX_SIDE, check_int, require_model, require_same_model, require_stream,
                      require_student)
 from .conditioning import CONDITIONING_PROMPT
 from .convert import fit_garment, image_to_engine, single_image, video_to_image
 from .fit import check_image_size, stream_fps, stream_parts
 from .memory import STREAM_ADVICE, reporting_oom
-from .parse import check_slot_names, pair_switches, parse_frames, parse_slots
+from .parse import check_slot_names, check_switch_frames, pair_switches, parse_frames, parse_slots, \
+    parse_wardrobe_schedule
 from .types import CATEGORY, DEFAULT_FPS, FC_MODEL, FC_STREAM, FCStream
 from .video import to_video
 
@@ -70,7 +76,11 @@ class StreamGenerate(io.ComfyNode):
                                 tooltip="When each scheduled garment takes over, in frames counted from the first "
                                         "frame of this node's output, e.g. '48, 96'. A switch happens at the first "
                                         "chunk boundary at or after its frame; one beyond this output stays pending "
-                                        "in the output stream."),
+                                        "in the output stream. Or a wardrobe schedule, the 'schedule' output of a "
+                                        "live run pasted unchanged ('24:upper:3, 48:lower:1': frame, slot, wardrobe "
+                                        "index from 0), which replays that run with the same seed bit for bit; it "
+                                        "takes its garments from 'wardrobe', with 'schedule_garments' unconnected "
+                                        "and 'switch_slots' empty."),
                 io.String.Input("switch_slots", optional=True, default="",
                                 tooltip="Which slot each scheduled garment replaces: 'full', 'upper' or 'lower'; "
                                         "one name for all, or one per garment (e.g. 'upper, lower'). Empty means "
@@ -86,6 +96,16 @@ class StreamGenerate(io.ComfyNode):
                                               "Encode' with the DiT's text encoder (umT5-XXL: 'Load CLIP', type "
                                               "'wan'). When connected, the 'prompt' text is not used. Leave it "
                                               "unconnected for the embedded model. Only used to start a stream."),
+                io.Image.Input("wardrobe", optional=True,
+                               tooltip="Garments to switch to live, one flat-lay per image (e.g. core's Batch Images "
+                                       "of several 'FashionChameleon sample image'). While the node runs they are "
+                                       "thumbnails in its panel: click one (or press 1-9) to wear it from the next "
+                                       "chunk, in the slot and with the rescheduling policy chosen there. Resized "
+                                       "and padded with white to the stream's size."),
+                io.String.Input("wardrobe_uploads", optional=True, default="",
+                                tooltip="Garments dropped or uploaded into the live panel, as file names in "
+                                        "ComfyUI's input folder (fashionchameleon_wardrobe/), comma separated. The "
+                                        "panel fills this in; they follow the 'wardrobe' images in the wardrobe."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames",
@@ -100,13 +120,19 @@ class StreamGenerate(io.ComfyNode):
                 io.Video.Output(display_name="video",
                                 tooltip="The same frames as a VIDEO at that frame rate, without audio: connect it to "
                                         "core's 'Save Video' to write an MP4."),
+                io.String.Output(display_name="schedule",
+                                 tooltip="Every wardrobe switch of this run, live or scheduled, as "
+                                         "'frame:slot:index[:policy]' entries (frames from this output's first "
+                                         "frame, wardrobe index from 0). Paste it into 'switch_frames' and queue "
+                                         "again with the same seed to get the same video bit for bit."),
             ],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def validate_inputs(cls, switch_frames=None, switch_slots=None):
         # ComfyUI shows this text for the whole node: each message starts with the input it is about
-        checks = ((switch_frames, parse_frames), (switch_slots, check_slot_names))
+        checks = ((switch_frames, check_switch_frames), (switch_slots, check_slot_names))
         for text, check in checks:
             if isinstance(text, str):  # a linked input arrives as None
                 try:
@@ -116,9 +142,14 @@ class StreamGenerate(io.ComfyNode):
         return True
 
     @classmethod
+    def fingerprint_inputs(cls, **inputs):
+        # after a run that was switched or stopped live, its cached output is not what these inputs give
+        return live.RUNS.changes
+
+    @classmethod
     def execute(cls, model, prompt: str, frames: int, seed: int, reference=None, garment=None, garment_lower=None,
                 stream=None, schedule_garments=None, switch_frames: str = "", switch_slots: str = "", vae=None,
-                conditioning=None) -> io.NodeOutput:
+                conditioning=None, wardrobe=None, wardrobe_uploads: str = "") -> io.NodeOutput:
         require_model(model, NODE)
         frames = check_int(frames, "frames", 1, MAX_FRAMES, f"generate at most {MAX_FRAMES} per node and {_CHAIN}")
         seed = check_int(seed, "seed", 0, MAX_SEED, "use a seed from the widget's range")
@@ -127,17 +158,19 @@ class StreamGenerate(io.ComfyNode):
                 out = _start(model, reference, garment, garment_lower, prompt, seed, vae, conditioning)
             else:
                 out = _continue(model, stream, reference, garment, garment_lower, vae, conditioning)
-            _schedule(out, schedule_garments, switch_frames, switch_slots)
+            control = LiveControl(out.slots, out.image_size, _wardrobe(out, wardrobe, wardrobe_uploads))
+            _schedule(out, schedule_garments, switch_frames, switch_slots, control)
             _check_output_size(out.session, frames)
             session = out.session
             progress = host.StreamProgress(session.codec, host.chunks_for(session, frames), len(session.config.steps))
             device = host.output_device()
+            node_id = getattr(cls.hidden, "unique_id", None)
             # each chunk's frames leave the model's device as soon as they are made: [T_chunk, H, W, 3]
-            chunks = [video_to_image(c.frames, device)
-                      for c in session.generate(frames, progress, host.check_interrupt)]
+            chunks = [video_to_image(c.frames, device) for c in
+                      live.stream_live(node_id, control, session, frames, out.fps, progress, host.check_interrupt)]
         progress.finish()
         frames = torch.cat(chunks, dim=0)
-        return io.NodeOutput(frames, out, float(out.fps), to_video(frames, out.fps))
+        return io.NodeOutput(frames, out, float(out.fps), to_video(frames, out.fps), control.schedule_text)
 
 
 def _continue(model, stream, reference, garment, garment_lower, vae, conditioning) -> FCStream:
@@ -195,8 +228,18 @@ def _start(model, reference, garment, garment_lower, prompt: str, seed: int, vae
     return FCStream(session, stream_fps(codec, float(getattr(model, "fps", DEFAULT_FPS))))
 
 
-def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slots: str | None) -> None:
+def _wardrobe(stream: FCStream, wardrobe, uploads: str | None) -> list:
+    """The live wardrobe: the 'wardrobe' images, then the panel's uploads, each `[3, H, W]` at the stream's size."""
+    images = [] if wardrobe is None else list(fit_garment(image_to_engine(wardrobe, "wardrobe"), stream.image_size))
+    return images + live.load_uploads(uploads, stream.image_size)
+
+
+def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slots: str | None,
+              control: LiveControl) -> None:
     """Schedule switches on `stream` (a fresh fork owned by this node), frames relative to its current end."""
+    if is_wardrobe_schedule(switch_frames):
+        _replay(stream, garments, switch_frames, switch_slots, control)
+        return
     frames = parse_frames(switch_frames)
     if garments is None:
         if frames:
@@ -211,3 +254,22 @@ def _schedule(stream: FCStream, garments, switch_frames: str | None, switch_slot
     start = stream.frames_generated
     for image, (frame, slot) in zip(images, pair_switches(frames, slots)):
         stream.session.schedule_switch(start + frame, slot, image)
+
+
+def _replay(stream: FCStream, garments, switch_frames: str, switch_slots: str | None, control: LiveControl) -> None:
+    """A wardrobe schedule in 'switch_frames': its garments come from the wardrobe (engine: schedule_ahead)."""
+    switches = parse_wardrobe_schedule(switch_frames)
+    if garments is not None or (switch_slots or "").strip():
+        raise ValueError("switch_frames: a wardrobe schedule names its slots and wardrobe garments itself; "
+                         "disconnect 'schedule_garments' and clear 'switch_slots', or give plain frame numbers")
+    try:
+        control.schedule_ahead(stream.session, switches)
+    except InputRuleError as exc:
+        f = exc.facts
+        if exc.rule == "stream_slot":
+            raise ValueError(f"switch_frames: the wardrobe schedule names slot(s) {f['unknown']} but this stream's "
+                             f"slots are {list(f['slots'])}; replay it on a stream started like the one that made "
+                             f"it") from None
+        raise ValueError(f"switch_frames: the wardrobe schedule names wardrobe garment {f.get('index')} but the "
+                         f"wardrobe holds {f.get('size')} (indices from 0); connect the 'wardrobe' (and keep the "
+                         f"'wardrobe_uploads') of the run that made this schedule") from None
