@@ -29,7 +29,7 @@ from workflow_spec import CORE_SPECS, types_match  # noqa: E402
 WORKFLOWS = ROOT / "workflows"
 SAMPLES = WORKFLOWS / "samples"
 NAMES = ("one_garment_stream", "interactive_switching", "try_off_then_swap", "branch_two_garments")
-CORE_USED = {"SaveAnimatedWEBP", "ImageBatch", "PreviewImage", "MarkdownNote"}  # the core nodes they may use
+CORE_USED = {"SaveVideo", "CreateVideo", "BatchImagesNode", "PreviewImage", "MarkdownNote"}  # core nodes they may use
 STREAM, SWAP, SAMPLE = "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment", "FashionChameleonLoadSample"
 
 
@@ -96,15 +96,30 @@ def test_the_committed_files_are_what_the_generator_builds(capsys):
 def test_widget_values_line_up_with_the_schemas_including_the_hidden_seed_control(files, specs):
     ui, api = files["one_garment_stream"]
     (gen,) = of_type(ui, STREAM)
-    assert gen["widgets_values"] == [mk.PROMPT, 48, 0, "fixed", "", ""]  # prompt, frames, seed + control, schedule
+    # prompt, frames, seed + control, schedule (switch_frames, switch_slots), wardrobe_uploads
+    assert gen["widgets_values"] == [mk.PROMPT, 48, 0, "fixed", "", "", ""]
     assert api[str(gen["id"])]["inputs"]["seed"] == 0 and "control_after_generate" not in api[str(gen["id"])]["inputs"]
     names = [i["name"] for i in gen["inputs"]]
     sockets = [i.name for i in specs[STREAM].sockets]
     assert names[:len(sockets)] == sockets and all("widget" in i for i in gen["inputs"][len(sockets):])
-    (save,) = of_type(ui, "SaveAnimatedWEBP")
-    fps = next(i for i in save["inputs"] if i["name"] == "fps")
-    assert fps["widget"] == {"name": "fps"} and fps["link"] is not None  # the stream's fps drives the save node
-    assert source(ui, save, "fps") == (gen, 2) and widget(ui, save, "fps", specs) == 16.0
+    (save,) = of_type(ui, "SaveVideo")  # the stream's VIDEO output (index 3) straight into core's Save Video
+    assert source(ui, save, "video") == (gen, 3) and widget(ui, save, "format", specs) == "mp4"
+    assert api[str(save["id"])]["inputs"]["video"] == [str(gen["id"]), 3]
+
+
+def test_joined_segments_are_batched_then_made_a_video_at_the_streams_frame_rate(files, specs):
+    ui, api = files["interactive_switching"]
+    gens, (save,) = of_type(ui, STREAM), of_type(ui, "SaveVideo")
+    video, _ = source(ui, save, "video")
+    assert video["type"] == "CreateVideo" and source(ui, video, "fps") == (gens[0], 2)
+    fps = next(i for i in video["inputs"] if i["name"] == "fps")
+    assert fps["widget"] == {"name": "fps"} and widget(ui, video, "fps", specs) == 16.0  # shown if unlinked
+    joined, _ = source(ui, video, "images")
+    assert joined["type"] == "BatchImagesNode"
+    # the autogrow sockets: the three segments in order, then one spare, as the frontend saves them
+    assert [i["name"] for i in joined["inputs"]] == [f"images.image{i}" for i in range(4)]
+    assert [source(ui, joined, f"images.image{i}") for i in range(3)] == [(g, 0) for g in gens]
+    assert api[str(joined["id"])]["inputs"] == {f"images.image{i}": [str(g["id"]), 0] for i, g in enumerate(gens)}
 
 
 # ----------------------------------------------------------------------------------- what each one shows
@@ -117,7 +132,7 @@ def test_interactive_switching_switches_a_full_outfit_then_the_top_only(files, s
     assert source(ui, swaps[1], "stream")[0] is swaps[0]  # both halves of outfit 2 switch at one boundary
     assert source(ui, gens[1], "stream")[0] is swaps[1] and source(ui, gens[2], "stream")[0] is swaps[2]
     views = source(ui, gens[0], "reference")[0]
-    assert views["type"] == "ImageBatch"  # front and back views of the person
+    assert views["type"] == "BatchImagesNode"  # front and back views of the person
 
 
 def test_try_off_feeds_its_garment_into_a_swap(files, specs):
@@ -129,7 +144,7 @@ def test_try_off_feeds_its_garment_into_a_swap(files, specs):
 
 def test_branches_start_from_the_same_stream_and_are_both_saved(files, specs):
     ui, _ = files["branch_two_garments"]
-    swaps, saves = of_type(ui, SWAP), of_type(ui, "SaveAnimatedWEBP")
+    swaps, saves = of_type(ui, SWAP), of_type(ui, "SaveVideo")
     assert len(swaps) == 2 and source(ui, swaps[0], "stream") == source(ui, swaps[1], "stream")
     assert {widget(ui, source(ui, s, "garment")[0], "image", specs) for s in swaps} == {
         "garment2_upper.png", "garment3_upper.png"}
@@ -200,7 +215,7 @@ def _input_renamed(ui, api):
 
 
 MUTATIONS_UI = {
-    "a widget value missing": (_drop_value, "widgets_values has 5 values"),
+    "a widget value missing": (_drop_value, "widgets_values has 6 values"),
     "seed control out of place": (_control_swapped, "control_after_generate value 0"),
     "a value below its minimum": (_frames_zero, "below the minimum 1"),
     "a combo value not offered": (_bad_slot, "'middle' is not one of"),
@@ -240,7 +255,7 @@ def test_the_api_checks_report_disagreement_and_missing_samples(files, specs):
 
 def test_muted_and_frontend_only_nodes_are_not_queued(files, specs):
     ui, _ = copy.deepcopy(files["one_garment_stream"])
-    (save,) = of_type(ui, "SaveAnimatedWEBP")
+    (save,) = of_type(ui, "SaveVideo")
     save["mode"] = 2
     prompt = ui_to_api(ui, specs)
     assert str(save["id"]) not in prompt and not any(n["class_type"] == "MarkdownNote" for n in prompt.values())
@@ -287,3 +302,4 @@ def test_sample_fingerprints_follow_the_file_and_bad_names_are_refused(sample_no
     for bad in ("nobody.png", "../README.md", "samples.json"):
         with pytest.raises(FileNotFoundError, match="bundled samples"):
             sample_node.LoadSample.execute(image=bad)
+

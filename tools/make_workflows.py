@@ -33,7 +33,7 @@ SAMPLES = json.loads((OUT_DIR / "samples" / "samples.json").read_text())
 PROMPT = SAMPLES["prompt"]  # the motion the sample person was drawn with
 FULL = "full (refresh + withdraw + disentangle)"  # SwapGarment's default policy (the paper's scheme)
 SEGMENT = 48  # frames per stream segment: 4 chunks of the embedded model, 3 s at 16 fps
-WEBP = dict(lossless=False, quality=90, method="default")
+MP4 = dict(format="mp4", codec="auto")  # core's Save Video: H.264 in an MP4 at the VIDEO's frame rate
 
 
 # ----------------------------------------------------------------------------------- node specs
@@ -93,13 +93,24 @@ def _swap(wf: Workflow, stream, garment, slot: str, at, title: str | None = None
                   policy=FULL)
 
 
-def _batch(wf: Workflow, first, second, at, title: str | None = None):
-    return wf.add("ImageBatch", at=at, title=title, width=240, image1=first, image2=second)
+def _join(wf: Workflow, segments: list, at, title: str | None = None):
+    """Core's Batch Images (BatchImagesNode): the segments' frames, in order, as one IMAGE batch."""
+    return wf.add("BatchImagesNode", at=at, title=title, width=240,
+                  **{f"images.image{i}": frames for i, frames in enumerate(segments)})
 
 
-def _save(wf: Workflow, frames, fps, prefix: str, at, title: str | None = None):
-    return wf.add("SaveAnimatedWEBP", at=at, title=title, width=420, shown={"fps": 16.0}, images=frames, fps=fps,
-                  filename_prefix=f"FashionChameleon/{prefix}", **WEBP)
+def _save(wf: Workflow, video, prefix: str, at, title: str | None = None):
+    """Core's Save Video: the VIDEO as an MP4 under output/FashionChameleon/."""
+    return wf.add("SaveVideo", at=at, title=title, width=420, video=video, filename_prefix=f"FashionChameleon/{prefix}",
+                  **MP4)
+
+
+def _save_joined(wf: Workflow, segments: list, fps, prefix: str, at, title: str | None = None):
+    """Segments joined (Batch Images), made a VIDEO at the stream's frame rate (Create Video) and saved as an MP4."""
+    joined = _join(wf, segments, at, "segments in order" if title is None else f"{title}: segments")
+    video = wf.add("CreateVideo", at=(at[0], at[1] + 5), title=title and f"{title}: video", width=260,
+                   shown={"fps": 16.0}, images=joined.out("IMAGE"), fps=fps)
+    return _save(wf, video.out("VIDEO"), prefix, (at[0] + 1, at[1]), title)
 
 
 # ----------------------------------------------------------------------------------- the four workflows
@@ -107,14 +118,15 @@ def one_garment_stream(wf: Workflow) -> None:
     model = _model(wf)
     ref = _sample(wf, "reference.png", (0, 4), "reference person")
     gen = _start(wf, model, ref.out("image"), 1, (2, 0), "stream the outfit")
-    _save(wf, gen.out("frames"), gen.out("fps"), "one_garment_stream", (3, 0))
+    _save(wf, gen.out("video"), "one_garment_stream", (3, 0))
     wf.note(
         "## One outfit, one stream\n\n"
         "The smallest FashionChameleon graph. **Load FashionChameleon model** loads the small model bundled "
         "with the pack; the **sample image** nodes load the pack's bundled samples (a held-out person and the "
         "flat-lays of outfit 1), so nothing has to be copied into `ComfyUI/input`.\n\n"
         "**Stream generate** dresses the person in the garments and generates 48 frames, chunk by chunk "
-        "(12 frames per chunk) with the 4-step causal model. The `fps` output drives the save node.\n\n"
+        "(12 frames per chunk) with the 4-step causal model. Its `video` output (the frames at the stream's "
+        "frame rate) goes straight to core's **Save Video**, which writes an MP4.\n\n"
         "- `garment` alone fills one `full` slot; with `garment_lower` the stream has `upper` + `lower` slots.\n"
         "- Use core **Load Image** for your own pictures (width and height multiples of 16 px).\n"
         "- Runs on the CPU in seconds.", at=(0, -5), size=(700, 260))
@@ -124,7 +136,7 @@ def interactive_switching(wf: Workflow) -> None:
     model = _model(wf)
     front = _sample(wf, "reference.png", (0, 4), "reference: front")
     back = _sample(wf, "reference_back.png", (0, 8), "reference: back")
-    views = _batch(wf, front.out("image"), back.out("image"), (1, 2), "two views of the person")
+    views = _join(wf, [front.out("image"), back.out("image")], (1, 2), "two views of the person")
     first = _start(wf, model, views.out("IMAGE"), 1, (2, 0), "1. stream outfit 1")
     upper2 = _sample(wf, "garment2_upper.png", (2, 14), "outfit 2: upper")
     lower2 = _sample(wf, "garment2_lower.png", (2, 18), "outfit 2: lower")
@@ -134,9 +146,8 @@ def interactive_switching(wf: Workflow) -> None:
     upper3 = _sample(wf, "garment3_upper.png", (4, 10), "outfit 3: upper only")
     swap3 = _swap(wf, second.out("stream"), upper3.out("image"), "upper", (5, 0), "switch: upper -> outfit 3")
     third = _continue(wf, model, swap3.out("stream"), (6, 0), "3. continue, new top")
-    both = _batch(wf, first.out("frames"), second.out("frames"), (5, 9), "segments 1 + 2")
-    video = _batch(wf, both.out("IMAGE"), third.out("frames"), (6, 9), "+ segment 3")
-    _save(wf, video.out("IMAGE"), first.out("fps"), "interactive_switching", (7, 0))
+    _save_joined(wf, [first.out("frames"), second.out("frames"), third.out("frames")], first.out("fps"),
+                 "interactive_switching", (7, 0))
     wf.note(
         "## Switching garments while the video streams\n\n"
         "One continuous 144-frame video of the same person: outfit 1, then a full change to outfit 2 (two "
@@ -146,7 +157,8 @@ def interactive_switching(wf: Workflow) -> None:
         "**Try it interactively:** pick another garment in *outfit 3: upper only* and queue again. ComfyUI "
         "re-runs only the nodes after that change; the first two segments come from the cache.\n\n"
         "The reference is a batch of two views (front and back) of the person. Core's *Batch Images* "
-        "(ImageBatch) joins the segments into one clip. The same switches can also be scheduled inside one "
+        "joins the three segments into one clip, *Create Video* makes it a VIDEO at the stream's frame rate "
+        "and *Save Video* writes the MP4. The same switches can also be scheduled inside one "
         "stream-generate node with `schedule_garments` + `switch_frames` + `switch_slots`.",
         at=(0, -7), size=(760, 330))
 
@@ -161,8 +173,7 @@ def try_off_then_swap(wf: Workflow) -> None:
     first = _start(wf, model, ref.out("image"), 1, (3, 0), "1. stream outfit 1")
     swap = _swap(wf, first.out("stream"), off.out("garment"), "upper", (4, 0), "switch the top to the tried-off one")
     second = _continue(wf, model, swap.out("stream"), (5, 0), "2. continue in that top")
-    video = _batch(wf, first.out("frames"), second.out("frames"), (5, 10), "segments 1 + 2")
-    _save(wf, video.out("IMAGE"), first.out("fps"), "try_off_then_swap", (6, 0))
+    _save_joined(wf, [first.out("frames"), second.out("frames")], first.out("fps"), "try_off_then_swap", (6, 0))
     wf.note(
         "## Try-off, then wear it\n\n"
         "**Try-off** takes the top off a photo of someone else: it generates the flat-lay of the garment in "
@@ -183,10 +194,8 @@ def branch_two_garments(wf: Workflow) -> None:
     swap_b = _swap(wf, shared.out("stream"), upper3.out("image"), "upper", (3, 12), "branch B: switch the top")
     gen_a = _continue(wf, model, swap_a.out("stream"), (4, 0), "branch A: continue")
     gen_b = _continue(wf, model, swap_b.out("stream"), (4, 12), "branch B: continue")
-    clip_a = _batch(wf, shared.out("frames"), gen_a.out("frames"), (5, 0), "start + branch A")
-    clip_b = _batch(wf, shared.out("frames"), gen_b.out("frames"), (5, 12), "start + branch B")
-    _save(wf, clip_a.out("IMAGE"), shared.out("fps"), "branch_A", (6, 0), "save branch A")
-    _save(wf, clip_b.out("IMAGE"), shared.out("fps"), "branch_B", (6, 12), "save branch B")
+    _save_joined(wf, [shared.out("frames"), gen_a.out("frames")], shared.out("fps"), "branch_A", (5, 0), "branch A")
+    _save_joined(wf, [shared.out("frames"), gen_b.out("frames")], shared.out("fps"), "branch_B", (5, 12), "branch B")
     wf.note(
         "## Two outfits from the same moment\n\n"
         "One stream, branched: both **swap garment** nodes start from the *same* stream output, which is "

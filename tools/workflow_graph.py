@@ -128,7 +128,7 @@ class Workflow:
             if node.spec.virtual:
                 out.update(inputs=[], outputs=[], properties={})
             else:
-                out["inputs"] = [_ui_input(i, link_of.get((node.id, i.name))) for i in node.spec.ui_inputs]
+                out["inputs"] = [_ui_input(i, link_of.get((node.id, i.name))) for i in _saved_inputs(node)]
                 out["outputs"] = [{"localized_name": name, "name": name, "type": kind, "slot_index": slot,
                                    "links": [lid for lid, _, _, p in links if (p.node, p.slot) == (node.id, slot)]}
                                   for slot, (name, kind) in enumerate(node.spec.outputs)]
@@ -139,7 +139,7 @@ class Workflow:
             if node.spec.virtual:
                 out.update(NOTE_COLOR)
             nodes.append(out)
-        slot_of = {n.id: [i.name for i in n.spec.ui_inputs] for n in self.nodes}
+        slot_of = {n.id: [i.name for i in _saved_inputs(n)] for n in self.nodes}
         return {
             "id": str(uuid.uuid5(_UUID_NS, self.name)), "revision": 0,
             "last_node_id": len(self.nodes), "last_link_id": len(links), "nodes": nodes,
@@ -161,8 +161,16 @@ class Workflow:
         return prompt
 
 
+def _saved_inputs(node: Node) -> list:
+    """The node's saved `inputs[]`: its spec's, with autogrow sockets only when linked, plus the first spare one."""
+    spare = [i for i in node.spec.ui_inputs if i.grow and i.name not in node.links][:1]
+    return [i for i in node.spec.ui_inputs if not i.grow or i.name in node.links or i in spare]
+
+
 def _ui_input(item, link: int | None) -> dict:
     entry: dict[str, Any] = {"localized_name": item.name, "name": item.name}
+    if "." in item.name:  # an autogrow socket: the frontend labels it with its own name
+        entry["label"] = item.name.rsplit(".", 1)[1]
     if item.optional:
         entry["shape"] = 7  # the frontend's hollow circle for optional inputs
     entry["type"] = item.type
@@ -181,6 +189,7 @@ def _fallback(widget) -> Any:
 
 
 def _height(spec: NodeSpec) -> float:
-    rows = max(len(spec.sockets), len(spec.outputs))
+    grow = any(i.grow for i in spec.sockets)  # autogrow: the linked sockets and one spare (two rows as drawn)
+    rows = max(len([i for i in spec.sockets if not i.grow]) + grow, len(spec.outputs))
     multiline = sum(1 for w in spec.widgets if w.type == "STRING" and w.name in ("prompt", "text"))
     return _TITLE_H + rows * _SOCKET_H + len(spec.widget_layout) * _WIDGET_H + multiline * 60

@@ -8,14 +8,15 @@ comes from one of three places:
     CORE_SPECS                        the core nodes the example workflows use, for checks without ComfyUI
 
 The order rules follow ComfyUI's frontend (1.35, shipped with ComfyUI 0.8): a node's inputs are
-its required inputs, then its optional ones, each in declared order; the saved `inputs[]` lists
-the sockets first and then one entry per widget; `widgets_values` holds the widgets in that
+its required inputs, then its optional ones, each in declared order (an autogrow input is its
+template's sockets `<input>.<prefix><i>`); the saved `inputs[]` lists the sockets first (of an
+autogrow input the linked ones and one spare) and then one entry per widget; `widgets_values` holds the widgets in that
 order, with one hidden "control after generate" value right after an INT that asks for one or
 is named seed/noise_seed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 __all__ = ["InputSpec", "NodeSpec", "WIDGET_TYPES", "CONTROL_VALUES", "FRONTEND_ONLY", "CORE_SPECS",
@@ -25,6 +26,7 @@ WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 SEED_NAMES = ("seed", "noise_seed")  # the frontend adds a control widget after these INTs as well
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 FRONTEND_ONLY = ("Note", "MarkdownNote")  # virtual nodes: in the UI format only, never in a prompt
+AUTOGROW = "COMFY_AUTOGROW_V3"  # the /object_info type of a V3 io.Autogrow input
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class InputSpec:
     min: float | None = None
     max: float | None = None
     control: bool = False  # a hidden "control after generate" value follows this widget
+    grow: bool = False  # an autogrow socket beyond the template's minimum: saved only when linked, plus one spare
 
     def problem(self, value: Any) -> str | None:
         """Why `value` is not acceptable for this widget (None when it is)."""
@@ -133,6 +136,18 @@ def _input_from_info(name: str, entry: list, optional: bool) -> InputSpec:
                      widget and control)
 
 
+def _inputs_from_info(name: str, entry: list, optional: bool) -> list[InputSpec]:
+    """One /object_info input -> its sockets: one, or for an autogrow input (V3 `io.Autogrow`, e.g. core's
+    BatchImagesNode) one per name of its template, `<input>.<prefix><i>`, the first `min` required."""
+    if entry[0] != AUTOGROW:
+        return [_input_from_info(name, entry, optional)]
+    template = entry[1]["template"]
+    (socket,) = [e for group in template["input"].values() for e in group.values()]
+    names = template.get("names") or [f"{template['prefix']}{i}" for i in range(template["max"])]
+    return [replace(_input_from_info(f"{name}.{n}", socket, optional or i >= template["min"]),
+                    grow=i >= template["min"]) for i, n in enumerate(names)]
+
+
 def spec_from_object_info(name: str, info: dict) -> NodeSpec:
     """One node of GET /object_info -> NodeSpec (hidden inputs are left out: they are never in a workflow)."""
     inputs, order = info.get("input", {}), info.get("input_order", {})
@@ -140,7 +155,7 @@ def spec_from_object_info(name: str, info: dict) -> NodeSpec:
     for group, optional in (("required", False), ("optional", True)):
         entries = inputs.get(group, {}) or {}
         for key in order.get(group, list(entries)):
-            specs.append(_input_from_info(key, entries[key], optional))
+            specs.extend(_inputs_from_info(key, entries[key], optional))
     outputs = tuple(zip(info.get("output_name") or info.get("output", []), info.get("output", [])))
     return NodeSpec(name, tuple(specs), outputs, info.get("display_name") or name, bool(info.get("output_node")))
 
@@ -153,20 +168,25 @@ def specs_from_object_info(object_info: dict) -> dict[str, NodeSpec]:
 # The entries of ComfyUI 0.8.0's GET /object_info for the core nodes the example workflows use
 # (tooltips left out). `run_workflows.py --check-specs` compares them with a live server.
 CORE_OBJECT_INFO: dict[str, dict] = {
-    "SaveAnimatedWEBP": {
-        "input": {"required": {
-            "images": ["IMAGE", {}],
-            "filename_prefix": ["STRING", {"default": "ComfyUI", "multiline": False}],
-            "fps": ["FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}],
-            "lossless": ["BOOLEAN", {"default": True}],
-            "quality": ["INT", {"default": 80, "min": 0, "max": 100}],
-            "method": ["COMBO", {"multiselect": False, "options": ["default", "fastest", "slowest"]}]}},
-        "input_order": {"required": ["images", "filename_prefix", "fps", "lossless", "quality", "method"]},
-        "output": [], "output_name": [], "output_node": True, "display_name": None},
-    "ImageBatch": {
-        "input": {"required": {"image1": ["IMAGE"], "image2": ["IMAGE"]}},
-        "input_order": {"required": ["image1", "image2"]},
+    "BatchImagesNode": {
+        "input": {"required": {"images": [AUTOGROW, {"template": {"input": {"required": {"image": ["IMAGE", {}]}},
+                                                               "prefix": "image", "min": 2, "max": 50}}]}},
+        "input_order": {"required": ["images"]},
         "output": ["IMAGE"], "output_name": ["IMAGE"], "output_node": False, "display_name": "Batch Images"},
+    "CreateVideo": {
+        "input": {"required": {"images": ["IMAGE", {}],
+                               "fps": ["FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0}]},
+                  "optional": {"audio": ["AUDIO", {}]}},
+        "input_order": {"required": ["images", "fps"], "optional": ["audio"]},
+        "output": ["VIDEO"], "output_name": ["VIDEO"], "output_node": False, "display_name": "Create Video"},
+    "SaveVideo": {
+        "input": {"required": {
+            "video": ["VIDEO", {}],
+            "filename_prefix": ["STRING", {"default": "video/ComfyUI", "multiline": False}],
+            "format": ["COMBO", {"default": "auto", "multiselect": False, "options": ["auto", "mp4"]}],
+            "codec": ["COMBO", {"default": "auto", "multiselect": False, "options": ["auto", "h264"]}]}},
+        "input_order": {"required": ["video", "filename_prefix", "format", "codec"]},
+        "output": [], "output_name": [], "output_node": True, "display_name": "Save Video"},
     "PreviewImage": {
         "input": {"required": {"images": ["IMAGE"]}},
         "input_order": {"required": ["images"]},

@@ -3,11 +3,12 @@
     python tools/run_workflows.py --fresh                      # on a running ComfyUI with the pack
     python tools/workflow_stills.py ~/ComfyUI/output            # -> workflows/<workflow>.jpg
 
-For every API workflow in `workflows/api/`, the newest animated WEBP of each of its save nodes
+For every API workflow in `workflows/api/`, the newest video (MP4, or animated WEBP) of each of its save nodes
 (found by the node's `filename_prefix` under ComfyUI's output folder) gives `--frames` evenly
 spaced frames in rows of `--columns`; a workflow with two save nodes (the branch) gets a block
 per node. The JPEG goes next to the UI workflow under the same name, which is where ComfyUI's
-Templates browser looks for a card's thumbnail. Needs Pillow (ComfyUI ships it).
+Templates browser looks for a card's thumbnail. Needs Pillow, and imageio-ffmpeg or PyAV for MP4 (ComfyUI
+ships Pillow and PyAV); run it with ComfyUI's Python or the pack's.
 """
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageSequence
+from PIL import Image
 
-WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+VIDEO_SUFFIXES = (".mp4", ".webp")  # what core's Save Video and Save Animated WEBP write
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from fashionchameleon.runtime.files.video_read import read_video_uint8  # noqa: E402  (Pillow; MP4: imageio-ffmpeg/PyAV)
 
 
 def save_prefixes(prompt: dict) -> list[str]:
@@ -30,15 +37,15 @@ def save_prefixes(prompt: dict) -> list[str]:
 
 def newest_output(output_dir: Path, prefix: str) -> Path:
     folder, stem = (output_dir / prefix).parent, Path(prefix).name
-    found = sorted(folder.glob(f"{stem}_*.webp"), key=lambda p: p.stat().st_mtime)
+    found = sorted((p for p in folder.glob(f"{stem}_*") if p.suffix in VIDEO_SUFFIXES), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise FileNotFoundError(f"no {stem}_*.webp in {folder}: run the workflow first (tools/run_workflows.py)")
+        raise FileNotFoundError(f"no {stem}_*.mp4 or .webp in {folder}: run the workflow first (tools/run_workflows.py)")
     return found[-1]
 
 
 def frame_grid(video: Path, count: int, columns: int) -> Image.Image:
     """`count` evenly spaced frames of `video`, first to last, in rows of `columns`."""
-    frames = [f.convert("RGB") for f in ImageSequence.Iterator(Image.open(video))]
+    frames = [Image.fromarray(f.numpy()) for f in read_video_uint8(video)[0]]
     picks = [frames[round(i * (len(frames) - 1) / max(count - 1, 1))] for i in range(count)]
     w, h = picks[0].size
     columns = min(columns, count)
