@@ -119,6 +119,9 @@ class Hidden(str, enum.Enum):
 
 @dataclass
 class Schema:
+    """The fields ComfyUI 0.8 and 0.38 both accept (0.38 adds search_aliases, is_dev_only, essentials_category,
+    has_intermediate_output, ..., which 0.8 rejects), so a pack that passes here is accepted by both."""
+
     node_id: str
     display_name: str = None
     category: str = "sd"
@@ -126,12 +129,10 @@ class Schema:
     outputs: list = field(default_factory=list)
     hidden: list = field(default_factory=list)
     description: str = ""
-    search_aliases: list = field(default_factory=list)
     is_input_list: bool = False
     is_output_node: bool = False
     is_deprecated: bool = False
     is_experimental: bool = False
-    is_dev_only: bool = False
     is_api_node: bool = False
     not_idempotent: bool = False
     enable_expand: bool = False
