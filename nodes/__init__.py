@@ -1,8 +1,12 @@
 """The ComfyUI node layer: thin V3 node classes that validate, convert and call one engine function.
 
-    extension.py        FashionChameleonExtension: the node list (V3 registration, nothing else)
+    extension.py        FashionChameleonExtension: the node list and the live routes (V3 registration only)
     load_teacher.py     Load FashionChameleon model         -> FC_MODEL
-    stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps, VIDEO
+    stream_generate.py  FashionChameleon stream generate    -> IMAGE frames, FC_STREAM, fps, VIDEO, schedule
+  the live panel (web/live_wardrobe.js) of stream generate:
+    live.py             running nodes by id (their engine LiveControl) and what the routes do with a request
+    live_routes.py      the pack's routes on ComfyUI's server (/fashionchameleon/live/...)
+    live_events.py      the websocket events: a run's start, each chunk's frames, its end
     swap_garment.py     FashionChameleon swap garment       -> FC_STREAM
     kv_refresh.py       FashionChameleon KV refresh         -> FC_STREAM
     try_off.py          FashionChameleon try-off            -> IMAGE garment

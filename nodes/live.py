@@ -67,7 +67,7 @@ class _Runs:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, LiveRun] = {}
-        self.changes = 0  # live switches or Stops so far: a re-queue of the same inputs must run again
+        self._changes: dict[str, int] = {}  # node id -> live runs so far (see `changes`)
 
     def add(self, run: LiveRun) -> None:
         with self._lock:
@@ -77,8 +77,15 @@ class _Runs:
         with self._lock:
             if self._runs.get(run.node_id) is run:
                 del self._runs[run.node_id]
-            if run.control.schedule or run.control.stopped:
-                self.changes += 1
+            c = run.control
+            if c.wardrobe_size or c.schedule or c.stopped:
+                self._changes[run.node_id] = self._changes.get(run.node_id, 0) + 1
+
+    def changes(self, node_id: str | None) -> int:
+        """How many runs of node `node_id` were live (a wardrobe to click, a live switch or a Stop): its
+        fingerprint, so that queueing the same inputs again starts a new live run instead of reusing the output."""
+        with self._lock:
+            return self._changes.get(str(node_id), 0)
 
     def get(self, node_id: str) -> LiveRun | None:
         with self._lock:

@@ -143,8 +143,8 @@ class StreamGenerate(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, **inputs):
-        # after a run that was switched or stopped live, its cached output is not what these inputs give
-        return live.RUNS.changes
+        # a live run's output depends on the clicks: queueing again after one starts a new live run
+        return live.RUNS.changes(getattr(cls.hidden, "unique_id", None))
 
     @classmethod
     def execute(cls, model, prompt: str, frames: int, seed: int, reference=None, garment=None, garment_lower=None,

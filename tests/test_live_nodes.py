@@ -179,8 +179,12 @@ def test_a_bad_wardrobe_schedule_names_switch_frames(node, model, text, words):
 def test_schedule_is_the_last_output_and_a_rerun_after_a_live_change_is_not_cached(host, live, node):
     outputs = [o.display_name for o in node.define_schema().outputs]
     assert outputs[-1] == "schedule" and outputs[:3] == ["frames", "stream", "fps"]
-    before = node.fingerprint_inputs()
-    control = host.E.fc.LiveControl(("full",), (SIZE, SIZE))
-    with live.running("5", None, control):
-        control.stop()
-    assert node.fingerprint_inputs() != before
+    before = node.fingerprint_inputs()  # node 12 (the `node` fixture's id)
+    quiet = host.E.fc.LiveControl(("full",), (SIZE, SIZE))  # no wardrobe, no switch, no Stop: cacheable
+    with live.running(NODE_ID, None, quiet):
+        pass
+    assert node.fingerprint_inputs() == before
+    control = host.E.fc.LiveControl(("full",), (SIZE, SIZE), WARDROBE.movedim(-1, 1) * 2 - 1)
+    with live.running(NODE_ID, None, control):
+        pass
+    assert node.fingerprint_inputs() == before + 1 and live.RUNS.changes("13") == 0

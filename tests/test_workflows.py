@@ -28,7 +28,7 @@ from workflow_spec import CORE_SPECS, types_match  # noqa: E402
 
 WORKFLOWS = ROOT / "workflows"
 SAMPLES = WORKFLOWS / "samples"
-NAMES = ("one_garment_stream", "interactive_switching", "try_off_then_swap", "branch_two_garments")
+NAMES = ("one_garment_stream", "interactive_switching", "try_off_then_swap", "branch_two_garments", "live_wardrobe")
 CORE_USED = {"SaveVideo", "CreateVideo", "BatchImagesNode", "PreviewImage", "MarkdownNote"}  # core nodes they may use
 STREAM, SWAP, SAMPLE = "FashionChameleonStreamGenerate", "FashionChameleonSwapGarment", "FashionChameleonLoadSample"
 
@@ -303,3 +303,14 @@ def test_sample_fingerprints_follow_the_file_and_bad_names_are_refused(sample_no
         with pytest.raises(FileNotFoundError, match="bundled samples"):
             sample_node.LoadSample.execute(image=bad)
 
+
+def test_the_live_wardrobe_streams_outfit_1_with_every_bundled_garment_in_the_wardrobe(files, specs):
+    ui, api = files["live_wardrobe"]
+    (gen,) = of_type(ui, STREAM)
+    wardrobe, _ = source(ui, gen, "wardrobe")
+    assert wardrobe["type"] == "BatchImagesNode"
+    items = [api[link[0]]["inputs"]["image"] for link in api[str(wardrobe["id"])]["inputs"].values()]
+    assert items == list(mk.WARDROBE) and set(items) == {f for f in sample_names() if f.startswith("garment")}
+    assert api[str(gen["id"])]["inputs"]["frames"] == mk.LIVE_FRAMES and api[str(gen["id"])]["inputs"]["seed"] == 0
+    (save,) = of_type(ui, "SaveVideo")
+    assert source(ui, save, "video") == (gen, 3)

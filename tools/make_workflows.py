@@ -206,11 +206,44 @@ def branch_two_garments(wf: Workflow) -> None:
         at=(0, -6), size=(700, 250))
 
 
+LIVE_FRAMES = 480  # 30 s at 16 fps: Stop ends a live run earlier, keeping the frames so far
+WARDROBE = ("garment1_upper.png", "garment1_lower.png", "garment2_upper.png", "garment2_lower.png",
+            "garment3_upper.png")  # every bundled flat-lay, in the order of keys 1-5
+
+
+def live_wardrobe(wf: Workflow) -> None:
+    model = _model(wf)
+    ref = _sample(wf, "reference.png", (0, 4), "reference person")
+    items = [_sample(wf, name, (i % 2, 9 + 4 * (i // 2)), f"wardrobe {i + 1}: {name[:-4]}")
+             for i, name in enumerate(WARDROBE)]
+    wardrobe = _join(wf, [item.out("image") for item in items], (2, 9), "the wardrobe (keys 1-5)")
+    gen = wf.add("FashionChameleonStreamGenerate", at=(3, 0), title="live: click a garment, press Stop",
+                 width=420, model=model.out("model"), reference=ref.out("image"),
+                 garment=items[0].out("image"), garment_lower=items[1].out("image"), wardrobe=wardrobe.out("IMAGE"),
+                 prompt=PROMPT, frames=LIVE_FRAMES, seed=0)
+    _save(wf, gen.out("video"), "live_wardrobe", (5, 0))
+    wf.note(
+        "## Live wardrobe: change clothes while the video streams\n\n"
+        "Queue this workflow and watch the **stream generate** node: each chunk appears in its panel as it is "
+        "made, with the frames done and the generation FPS.\n\n"
+        "- **Click a garment** in the panel (or press **1-5**) to wear it from the next chunk, in the slot chosen "
+        "in the panel (`upper` / `lower`) with the chosen rescheduling policy. It blinks until the first chunk "
+        "wearing it arrives.\n"
+        "- **Drop a flat-lay** on the thumbnails (or *add garment*) to add it to the wardrobe; it is saved in "
+        "`input/fashionchameleon_wardrobe/` and listed in `wardrobe_uploads`, so the saved workflow keeps it.\n"
+        "- **Stop** ends the stream at the next chunk boundary and keeps everything so far (ComfyUI's Cancel "
+        "discards the running chunk instead). The node then outputs those frames, the stream and the `schedule` "
+        "of every switch.\n"
+        "- **Replay**: *use as schedule* writes the schedule into `switch_frames`; queue again (same seed) for "
+        "the same video bit for bit.", at=(0, -7), size=(760, 330))
+
+
 WORKFLOWS: dict[str, Callable[[Workflow], None]] = {
     "one_garment_stream": one_garment_stream,
     "interactive_switching": interactive_switching,
     "try_off_then_swap": try_off_then_swap,
     "branch_two_garments": branch_two_garments,
+    "live_wardrobe": live_wardrobe,
 }
 
 
