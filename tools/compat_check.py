@@ -33,6 +33,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workflow_spec import API_ALIASES  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST_MODULES = ("comfy", "comfy_api", "comfy_execution", "comfy_extras", "folder_paths", "server", "nodes",
                 "latent_preview", "node_helpers")
@@ -369,7 +372,9 @@ def check_tree(tree: Path, uses: Uses | None = None) -> dict[str, str]:
         if have is None:
             rows[f"node {node}"] = "missing"
             continue
-        missing = sorted(i for i in inputs if not any(re.fullmatch(p, i) for p in have))
+        aliases = API_ALIASES.get(node, {})  # an alias stands in for its input on hosts that lack one of the two
+        missing = sorted(i for i in inputs if not any(re.fullmatch(p, i) or re.fullmatch(p, aliases.get(i, i))
+                                                      for p in have))
         rows[f"node {node}({', '.join(sorted(inputs))})"] = "ok" if not missing else f"no input {', '.join(missing)}"
     return rows
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow_spec import CONTROL_VALUES, NodeSpec, types_match
+from workflow_spec import CONTROL_VALUES, NodeSpec, types_match, with_api_aliases
 
 __all__ = ["check_ui", "ui_to_api", "check_api", "check_samples", "SAMPLE_NODE"]
 
@@ -147,7 +147,8 @@ def check_ui(ui: Any, specs: dict[str, NodeSpec]) -> list[str]:
 
 
 def ui_to_api(ui: dict, specs: dict[str, NodeSpec]) -> dict:
-    """The prompt the frontend queues for `ui`: active, non-virtual nodes; widget values by name; links."""
+    """The prompt the frontend queues for `ui`: active, non-virtual nodes; widget values by name; links
+    (and the alias names newer hosts read, `workflow_spec.API_ALIASES`)."""
     links = {link[0]: link for link in ui.get("links", [])}
     prompt = {}
     for node in ui.get("nodes", []):
@@ -162,7 +163,7 @@ def ui_to_api(ui: dict, specs: dict[str, NodeSpec]) -> dict:
             if entry.get("link") is not None:
                 src = links[entry["link"]]
                 inputs[entry["name"]] = [str(src[1]), src[2]]
-        prompt[str(node["id"])] = {"inputs": inputs, "class_type": node["type"],
+        prompt[str(node["id"])] = {"inputs": with_api_aliases(node["type"], inputs), "class_type": node["type"],
                                    "_meta": {"title": node.get("title") or spec.display_name}}
     return prompt
 

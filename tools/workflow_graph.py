@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflow_spec import NodeSpec, types_match
+from workflow_spec import NodeSpec, types_match, with_api_aliases
 
 __all__ = ["Port", "Node", "Workflow", "GRID"]
 
@@ -156,7 +156,7 @@ class Workflow:
                 continue
             inputs: dict[str, Any] = {w.name: node.values[w.name] for w in node.spec.widgets}
             inputs.update({name: [str(p.node), p.slot] for name, p in node.links.items()})
-            prompt[str(node.id)] = {"inputs": inputs, "class_type": node.spec.type,
+            prompt[str(node.id)] = {"inputs": with_api_aliases(node.spec.type, inputs), "class_type": node.spec.type,
                                     "_meta": {"title": node.title or node.spec.display_name}}
         return prompt
 

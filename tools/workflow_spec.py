@@ -193,6 +193,17 @@ CORE_OBJECT_INFO: dict[str, dict] = {
         "output": [], "output_name": [], "output_node": True, "display_name": "Preview Image"},
 }
 
+# Widget values that newer hosts read under another name, written under both in the API files (0.8.0 ignores
+# inputs its schema does not name). ComfyUI 0.38's Save Video nests the codec choice in its `format`
+# option, so an API prompt names it `format.codec`; 0.8.0's has a top-level `codec` combo.
+API_ALIASES: dict[str, dict[str, str]] = {"SaveVideo": {"format.codec": "codec"}}
+
+
+def with_api_aliases(class_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` plus the alias names of `API_ALIASES` that `class_type` has, with the same values."""
+    aliases = API_ALIASES.get(class_type, {})
+    return {**inputs, **{alias: inputs[name] for alias, name in aliases.items() if name in inputs}}
+
 _NOTE_TEXT = InputSpec("text", "STRING", widget=True, default="")
 CORE_SPECS: dict[str, NodeSpec] = {
     **specs_from_object_info(CORE_OBJECT_INFO),
