@@ -53,19 +53,19 @@ def register() -> bool:
             raise live.LiveError(400, "send a JSON object, e.g. {\"node_id\": \"3\", \"index\": 0, \"slot\": \"upper\"}")
         return data
 
+    async def posted(request, fn):
+        try:
+            return answer(fn, await body_of(request))
+        except live.LiveError as exc:  # a body that is not a JSON object
+            return web.json_response({"error": str(exc)}, status=exc.status)
+
     @routes.post(f"{PREFIX}/switch")
     async def switch(request):
-        try:
-            return answer(live.switch, await body_of(request))
-        except live.LiveError as exc:
-            return web.json_response({"error": str(exc)}, status=exc.status)
+        return await posted(request, live.switch)
 
     @routes.post(f"{PREFIX}/stop")
     async def stop(request):
-        try:
-            return answer(live.stop, await body_of(request))
-        except live.LiveError as exc:
-            return web.json_response({"error": str(exc)}, status=exc.status)
+        return await posted(request, live.stop)
 
     @routes.get(f"{PREFIX}/status")
     async def status(request):
