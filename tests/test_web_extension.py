@@ -32,6 +32,7 @@ PER_CHUNK = 6
 FPS = 16.0
 CLICK = {"index": 1, "slot": "lower"}  # the driver picks slot 'lower', then clicks thumbnail 2
 KEY = "1"  # then presses 1: garment 0 into the same slot
+LATE = {"index": 2}  # later clicks thumbnail 3, whose POST is answered after the chunk that wears it
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on PATH: the web extension test runs "
                                                      "web/live_wardrobe.js under node")
@@ -88,16 +89,19 @@ def _scenario(pack, server, tmp_path) -> dict:
         key = control.request(int(KEY) - 1, CLICK["slot"], "full")  # and its key press: id 2
         garment = live.add_garment(NODE_ID, _png(), "my shirt.png", tmp_path / "input")
         channel.chunk(fc.LiveChunk(_chunk(1, 2), applied=(click,)), PER_CHUNK, 2 * PER_CHUNK, FPS)
+        late = control.request(LATE["index"], CLICK["slot"], "full")  # id 3: worn before its POST is answered
+        channel.chunk(fc.LiveChunk(_chunk(2, 4), applied=(late,)), 2 * PER_CHUNK, 3 * PER_CHUNK, FPS)
         schedule = fc.format_schedule([fc.WardrobeSwitch(PER_CHUNK, click.slot, click.index, click.policy)])
         channel.end(types.SimpleNamespace(stopped=True, schedule_text=schedule, carried=(key,)), 2 * PER_CHUNK)
     events.LiveChannel("99").chunk(fc.LiveChunk(_chunk(0, 3)), 0, PER_CHUNK, FPS)  # another node's stream
     names = [e for e, _ in server]
-    assert names == ["fashionchameleon.live_start"] + ["fashionchameleon.live_chunk"] * 2 + \
+    assert names == ["fashionchameleon.live_start"] + ["fashionchameleon.live_chunk"] * 3 + \
         ["fashionchameleon.live_end", "fashionchameleon.live_chunk"]
-    start, chunk1, chunk2, end, foreign = (d for _, d in server)
+    start, chunk1, chunk2, chunk3, end, foreign = (d for _, d in server)
     assert garment["index"] == 3 and garment["running"]
-    return {"node_id": NODE_ID, "other_class": "KSampler", "click": CLICK, "key": KEY, "garment_answer": garment,
-            "events": {"start": start, "chunk1": chunk1, "chunk2": chunk2, "end": end, "foreign_chunk": foreign}}
+    return {"node_id": NODE_ID, "other_class": "KSampler", "click": CLICK, "key": KEY, "late": LATE,
+            "garment_answer": garment, "events": {"start": start, "chunk1": chunk1, "chunk2": chunk2, "chunk3": chunk3,
+                                                  "end": end, "foreign_chunk": foreign}}
 
 
 def _run_driver(tmp_path: Path, scenario: dict) -> dict:
@@ -196,6 +200,10 @@ def test_the_live_wardrobe_panel_follows_a_live_run_and_sends_what_the_routes_ac
     assert c2["thumbs"][1]["classes"].split() == ["fc-thumb", "fc-worn"] and c2["thumbs"][1]["badges"] == ["lower"]
     assert "fc-pending" in c2["thumbs"][0]["classes"].split()
     assert c2["status"].startswith(f"Garment 2 in lower from frame {PER_CHUNK}")
+
+    # a POST answered after the chunk that wears it: the thumbnail is worn, not left pending
+    late = steps["late answer"]["panel"]["thumbs"][LATE["index"]]
+    assert late["classes"].split() == ["fc-thumb", "fc-worn"] and late["badges"] == ["lower"]
 
     # a dropped garment: uploaded, listed in 'wardrobe_uploads', joins the wardrobe as garment 4
     drop = steps["drop garment"]

@@ -81,6 +81,7 @@ class Panel {
     this.wardrobe = []; // {thumb, later}
     this.pending = new Map(); // request id -> {index, slot}
     this.worn = new Map(); // slot -> wardrobe index
+    this.settled = new Set(); // request ids a chunk already wore or superseded (its answer may come later)
     this.build();
     this.tick = this.tick.bind(this);
     requestAnimationFrame(this.tick);
@@ -175,7 +176,7 @@ class Panel {
     try {
       const r = await post("switch", { node_id: this.id, prompt_id: this.promptId, index, slot,
                                        policy: this.policy.value });
-      if (this.running) {
+      if (this.running && !this.settled.has(r.request)) {
         this.pending.set(r.request, { index, slot, at: performance.now() });
         this.say(`Garment ${index + 1} → ${slot}: from the next chunk…`);
         this.renderWardrobe();
@@ -238,6 +239,7 @@ class Panel {
     this.frames = [];
     this.pending.clear();
     this.worn.clear();
+    this.settled.clear();
     this.setSlots(d.slots);
     this.setPolicies(d.policies);
     this.wardrobe = d.wardrobe.map((thumb) => ({ thumb, later: false }));
@@ -255,13 +257,17 @@ class Panel {
     this.counter.textContent = `${d.frames_done} frames · ${gen.toFixed(1)} FPS`;
     this.counter.dataset.frames = String(d.frames_done);
     for (const a of d.applied) {
+      this.settled.add(a.request);
       const p = this.pending.get(a.request);
       this.pending.delete(a.request);
       this.worn.set(a.slot, a.index);
       const ms = p ? Math.round(performance.now() - p.at) : null;
       this.say(`Garment ${a.index + 1} in ${a.slot} from frame ${d.first_frame}` + (ms !== null ? ` (${ms} ms after the click).` : "."));
     }
-    for (const id of d.superseded) this.pending.delete(id);
+    for (const id of d.superseded) {
+      this.settled.add(id);
+      this.pending.delete(id);
+    }
     if (d.applied.length || d.superseded.length) this.renderWardrobe();
   }
 

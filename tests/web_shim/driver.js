@@ -1,6 +1,7 @@
 // Runs web/live_wardrobe.js on the shims and writes what it did as JSON (the pytest side judges it).
 //   node driver.js SCENARIO.json EXTENSION.js REPORT.json
-// SCENARIO: {node_id, other_class, events: {start, chunk1, chunk2, end, foreign_chunk}, garment_answer}
+// SCENARIO: {node_id, other_class, click, key, late, events: {start, chunk1, chunk2, chunk3, end, foreign_chunk},
+//            garment_answer}
 import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { document, window, runAnimationFrames, animationFrames, Element } from "./dom.js";
@@ -159,6 +160,21 @@ await step("foreign chunk", async () => {
 });
 
 await step("chunk2", async () => ({ listeners: api.emit("fashionchameleon.live_chunk", ev.chunk2), panel: panelView(node) }));
+
+await step("late answer", async () => {
+  // the chunk that wears a request arrives before the answer to its POST: the thumbnail must not stay pending
+  const answer = api.answer;
+  let release;
+  api.answer = (path, options) => (path === "/fashionchameleon/live/switch"
+    ? new Promise((r) => { release = () => r(answer(path, options)); }) : answer(path, options));
+  byClass(node.fcLivePanel.root, "fc-thumb")[scenario.late.index].click();
+  await flush();
+  api.emit("fashionchameleon.live_chunk", ev.chunk3);
+  release();
+  await flush(); await flush();
+  api.answer = answer;
+  return { panel: panelView(node) };
+});
 
 await step("drop garment", async () => {
   const file = new File([new Uint8Array([137, 80, 78, 71])], "my shirt.png", { type: "image/png" });

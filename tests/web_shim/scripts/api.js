@@ -17,7 +17,7 @@ export const api = {
     const body = options.body;
     this.calls.push({ path, method: options.method || "GET", headers: options.headers || {},
       body: typeof body === "string" ? body : body instanceof Blob ? { blob: body.size, name: body.name } : body });
-    const { status, body: data } = this.answer(path, options);
+    const { status, body: data } = await this.answer(path, options); // an answer may be a promise (a late reply)
     return { ok: status >= 200 && status < 300, status, json: async () => data };
   },
 };
