@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from ..fashionchameleon import Chunk, InputRuleError, LiveControl, NAMED_POLICIES, load_image, policy_name
 from .convert import fit_garment
-from .live_events import LiveChannel
+from .live_events import LiveChannel, request_json
 from .types import POLICIES
 
 __all__ = ["LiveError", "LiveRun", "RUNS", "running", "stream_live", "switch", "stop", "status", "add_garment",
@@ -182,8 +182,7 @@ def switch(body: dict[str, Any]) -> dict[str, Any]:
         req = run.control.request(index, str(slot), key)
     except InputRuleError as exc:
         raise LiveError(400, _refusal(exc, run.control)) from None
-    return {"request": req.id, "index": req.index, "slot": req.slot, "policy": req.policy,
-            "frames_done": run.frames_done}
+    return {**request_json(req), "frames_done": run.frames_done}
 
 
 def _refusal(exc: InputRuleError, control: LiveControl) -> str:
