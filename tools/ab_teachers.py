@@ -38,6 +38,11 @@ def export_arm(config: Path, run: Path, out: Path) -> int:
     subprocess.run([sys.executable, "-m", "fashionchameleon", "train", "teacher", "--config", str(config),
                     "--out", str(run), "--export", str(out)], cwd=ROOT, check=True, capture_output=True)
     shutil.copy(ROOT / "weights" / "codec.safetensors", out / "codec.safetensors")
+    return logged_step(run)
+
+
+def logged_step(run: Path) -> int:
+    """The last step the run's log records (0 for none)."""
     steps = [r["step"] for r in read_log(run) if "step" in r]
     return max(steps) if steps else 0
 
@@ -64,8 +69,7 @@ def main() -> int:
         config, _, run = rest.partition(":")
         config, run = ROOT / config, ROOT / run
         folder = ROOT / "outputs" / "ab" / name
-        step = export_arm(config, run, folder) if not (folder / "teacher.safetensors").exists() else \
-            max(r["step"] for r in read_log(run) if "step" in r)
+        step = export_arm(config, run, folder) if not (folder / "teacher.safetensors").exists() else logged_step(run)
         model = load_embedded(folder, parts=("teacher",))
         cfg = eval_config(config, args.samples, args.steps, args.start)
         result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg)}, cfg)
