@@ -97,10 +97,10 @@ def _wait(driver, what, timeout: float, every: float = 0.1, shots: list | None =
 
 
 def _output_video(url: str, prompt_id: str, timeout: float = 120):
-    """The MP4 Save Video wrote for `prompt_id`, as frames [T, 3, H, W] in [-1, 1]."""
-    import av
-    import numpy as np
-    import torch
+    """The MP4 Save Video wrote for `prompt_id`, as frames [T, 3, H, W] in [-1, 1] (the engine's video reader)."""
+    import tempfile
+
+    from fashionchameleon.runtime.files.video_read import read_video
 
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -116,10 +116,10 @@ def _output_video(url: str, prompt_id: str, timeout: float = 120):
     f = files[0]
     q = urllib.parse.urlencode({"filename": f["filename"], "subfolder": f.get("subfolder", ""),
                                 "type": f.get("type", "output")})
-    data = _get(f"{url}/view?{q}")
-    with av.open(io.BytesIO(data)) as container:
-        frames = [torch.from_numpy(np.asarray(fr.to_ndarray(format="rgb24"))) for fr in container.decode(video=0)]
-    video = torch.stack(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [T, 3, H, W]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f["filename"]
+        path.write_bytes(_get(f"{url}/view?{q}"))
+        video, _ = read_video(path)  # [T, 3, H, W]
     return video, entry
 
 
