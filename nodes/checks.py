@@ -132,14 +132,23 @@ def check_int(value: object, name: str, low: int, high: int, fix: str) -> int:
 
 
 # ----------------------------------------------------------------------------------- the engine's rules, in node words
+Wording = Callable[[dict[str, Any]], str]
+
+
 @contextmanager
-def rule_input(message: Callable[[dict[str, Any]], str]) -> Iterator[None]:
-    """Run an engine rule (`fashionchameleon.runtime.rules`) in this block; its `InputRuleError` becomes a
-    ValueError worded by `message(facts)`, which names the node's input and the fix."""
+def rule_input(message: Wording | dict[str | None, Wording],
+               error: Callable[[str], Exception] = ValueError) -> Iterator[None]:
+    """Run an engine rule (`fashionchameleon.runtime.rules`) in this block; its `InputRuleError` becomes
+    `error(text)` with the text worded by `message(facts)`, which names the node's input and the fix.
+
+    `message` may be a dict from rule name to wording, with the key None for any other rule; each
+    wording gets the error's facts plus "message", the engine's own sentence.
+    """
     try:
         yield
     except InputRuleError as exc:
-        raise ValueError(message(exc.facts)) from None
+        word = message.get(exc.rule, message[None]) if isinstance(message, dict) else message
+        raise error(word({**exc.facts, "message": str(exc)})) from None
 
 
 def check_slot(slot: str, slots: tuple[str, ...], name: str) -> str:

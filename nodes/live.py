@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..fashionchameleon import Chunk, InputRuleError, LiveControl, NAMED_POLICIES, load_image, policy_name
+from ..fashionchameleon import Chunk, LiveControl, NAMED_POLICIES, load_image, policy_name
+from .checks import rule_input
 from .convert import fit_garment
 from .live_events import LiveChannel, request_json
 from .types import POLICIES
@@ -178,23 +179,24 @@ def switch(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(index, str) and index.isdigit():
         index = int(index)
     key = policy_key(body.get("policy"))
-    try:
+    with rule_input(REFUSALS, error=lambda text: LiveError(400, f"{text}. The stream goes on unchanged")):
         req = run.control.request(index, str(slot), key)
-    except InputRuleError as exc:
-        raise LiveError(400, _refusal(exc, run.control)) from None
     return {**request_json(req), "frames_done": run.frames_done}
 
 
-def _refusal(exc: InputRuleError, control: LiveControl) -> str:
-    f = exc.facts
-    if exc.rule == "wardrobe_index":
-        have = "the wardrobe is empty" if not f["size"] else f"the wardrobe holds garments 1 to {f['size']}"
-        return (f"garment: there is no wardrobe garment #{_shown(f['index'])} ({have}); connect more images to "
-                f"'wardrobe' or drop one into the panel. The stream goes on unchanged")
-    if exc.rule == "stream_slot":
-        return (f"slot: this stream has no {', '.join(map(repr, f['unknown']))} slot; its slots are "
-                f"{list(f['slots'])}: pick one in the slot selector. The stream goes on unchanged")
-    return f"{exc}. The stream goes on unchanged"
+def _no_garment(f: dict[str, Any]) -> str:
+    have = "the wardrobe is empty" if not f["size"] else f"the wardrobe holds garments 1 to {f['size']}"
+    return (f"garment: there is no wardrobe garment #{_shown(f['index'])} ({have}); connect more images to "
+            f"'wardrobe' or drop one into the panel")
+
+
+# A refused switch request in the panel's words (engine rules: `LiveControl.request`).
+REFUSALS = {
+    "wardrobe_index": _no_garment,
+    "stream_slot": lambda f: (f"slot: this stream has no {', '.join(map(repr, f['unknown']))} slot; its slots are "
+                              f"{list(f['slots'])}: pick one in the slot selector"),
+    None: lambda f: f["message"],
+}
 
 
 def _shown(index: Any) -> str:

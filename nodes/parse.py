@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ..fashionchameleon import InputRuleError, is_wardrobe_schedule, parse_schedule
+from ..fashionchameleon import is_wardrobe_schedule, parse_schedule
 from ..fashionchameleon import check_slot_names as known_slots
 from .checks import check_slot, rule_input
 
@@ -81,14 +81,12 @@ def pair_switches(frames: list[int], slots: list[str]) -> list[tuple[int, str]]:
 
 def parse_wardrobe_schedule(text: str | None) -> list:
     """"24:upper:3, 48:lower:1" (the 'schedule' output of a live run) -> the engine's `WardrobeSwitch`es."""
-    try:
+    with rule_input({
+        "slot_name": lambda f: f"switch_frames: unknown garment slot(s) {f['unknown']} in the wardrobe schedule; "
+                               f"slots are {list(f['slots'])}",
+        None: lambda f: f"switch_frames: {f['message']}; paste the 'schedule' output of a live run unchanged "
+                        f"(entries frame:slot:index[:policy], e.g. '24:upper:3, 48:lower:1')"}):
         switches = parse_schedule(text)
-    except InputRuleError as exc:
-        if exc.rule == "slot_name":
-            raise ValueError(f"switch_frames: unknown garment slot(s) {exc.facts['unknown']} in the wardrobe "
-                             f"schedule; slots are {list(exc.facts['slots'])}") from None
-        raise ValueError(f"switch_frames: {exc}; paste the 'schedule' output of a live run unchanged (entries "
-                         f"frame:slot:index[:policy], e.g. '24:upper:3, 48:lower:1')") from None
     pair_switches([s.frame for s in switches], [s.slot for s in switches])
     return switches
 

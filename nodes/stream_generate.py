@@ -10,9 +10,9 @@ import torch
 from comfy_api.latest import io
 
 from . import host, live
-from ..fashionchameleon import InputRuleError, LiveControl, is_wardrobe_schedule
+from ..fashionchameleon import LiveControl, is_wardrobe_schedule
 from .checks import (MAX_SEED, MAX_SIDE, check_int, require_model, require_same_model, require_stream,
-                     require_student)
+                     require_student, rule_input)
 from .conditioning import CONDITIONING_PROMPT
 from .convert import fit_garment, image_to_engine, single_image, video_to_image
 from .fit import check_image_size, stream_fps, stream_parts
@@ -262,14 +262,11 @@ def _replay(stream: FCStream, garments, switch_frames: str, switch_slots: str | 
     if garments is not None or (switch_slots or "").strip():
         raise ValueError("switch_frames: a wardrobe schedule names its slots and wardrobe garments itself; "
                          "disconnect 'schedule_garments' and clear 'switch_slots', or give plain frame numbers")
-    try:
+    with rule_input({
+        "stream_slot": lambda f: f"switch_frames: the wardrobe schedule names slot(s) {f['unknown']} but this "
+                                 f"stream's slots are {list(f['slots'])}; replay it on a stream started like the one "
+                                 f"that made it",
+        None: lambda f: f"switch_frames: the wardrobe schedule names wardrobe garment {f.get('index')} but the "
+                        f"wardrobe holds {f.get('size')} (indices from 0); connect the 'wardrobe' (and keep the "
+                        f"'wardrobe_uploads') of the run that made this schedule"}):
         control.schedule_ahead(stream.session, switches)
-    except InputRuleError as exc:
-        f = exc.facts
-        if exc.rule == "stream_slot":
-            raise ValueError(f"switch_frames: the wardrobe schedule names slot(s) {f['unknown']} but this stream's "
-                             f"slots are {list(f['slots'])}; replay it on a stream started like the one that made "
-                             f"it") from None
-        raise ValueError(f"switch_frames: the wardrobe schedule names wardrobe garment {f.get('index')} but the "
-                         f"wardrobe holds {f.get('size')} (indices from 0); connect the 'wardrobe' (and keep the "
-                         f"'wardrobe_uploads') of the run that made this schedule") from None

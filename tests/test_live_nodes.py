@@ -120,6 +120,7 @@ def test_a_refused_request_gets_a_clear_error_and_the_stream_goes_on(host, live,
     _at_step(host, monkeypatch, STEPS + 1, ask)
     frames, stream, *rest = _generate(node, model)
     assert [e.status for e in errors] == [status] and words in str(errors[0]) and rest[-1] == ""
+    assert str(errors[0]).endswith("The stream goes on unchanged") == (status == 400 and "policy" not in words)
     monkeypatch.setattr(host.utils, "PROGRESS_BAR_HOOK", None)
     plain = _generate(node, model)
     assert torch.equal(plain[0], frames) and same(stream_state(plain[1]), stream_state(stream))
@@ -165,6 +166,7 @@ def test_a_dropped_garment_joins_the_running_wardrobe_and_the_next_run(host, liv
 @pytest.mark.parametrize("text, words", [
     ("12:upper:9", "wardrobe garment 9 but the wardrobe holds 3"),
     ("12:full:0", "names slot(s) ['full']"),
+    ("12:hat:0", "unknown garment slot(s) ['hat'] in the wardrobe schedule"),
     ("12:upper", "frame:slot:index"),
     ("12:upper:0, 12:upper:1", "switch twice at frame 12"),
 ])
