@@ -53,6 +53,18 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert state.metadata["step"] == "12" and any(k.startswith("optim.codec.") for k in state.tensors)
 
 
+def test_a_resume_trains_at_the_configured_learning_rate_not_the_saved_one(tmp_path):
+    first = _stage()
+    run_stage(first, RunConfig(steps=3, save_every=1000), tmp_path, first.cfg)
+    torch.manual_seed(0)
+    faster = CodecStage(CodecStageConfig(codec=MICRO_CODEC, lr=6e-3, stats_batches=2), _fixed_batch)
+    lrs = []
+    inner = faster.train_step
+    faster.train_step = lambda s: lrs.append(faster.opt.param_groups[0]["lr"]) or inner(s)
+    run_stage(faster, RunConfig(steps=5, save_every=1000), tmp_path, faster.cfg)
+    assert lrs == [6e-3, 6e-3] and faster.opt.state  # the new rate, with the saved Adam moments
+
+
 def test_time_limit_stops_early_and_saves(tmp_path):
     stage = _stage()
     run_stage(stage, RunConfig(steps=10_000, save_every=10_000, time_limit_s=0.0), tmp_path, stage.cfg)

@@ -49,7 +49,10 @@ def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: Mapping[s
     for key, val in meta["scalars"].items():
         pid, entry = key.split(".", 1)
         state.setdefault(int(pid), {})[entry] = val
+    configured = [g.get("base_lr", g["lr"]) for g in opt.param_groups]  # the stage config's rates
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for group, lr in zip(opt.param_groups, configured):  # a resume may change the rate: the config wins
+        group["base_lr"] = group["lr"] = lr
 
 
 def save_state(path: str | Path, step: int, modules: Mapping[str, nn.Module],
