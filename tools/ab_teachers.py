@@ -47,10 +47,11 @@ def logged_step(run: Path) -> int:
     return max(steps) if steps else 0
 
 
-def eval_config(config: Path, samples: int, steps: int, start: int = 0) -> EvalConfig:
+def eval_config(config: Path, samples: int, steps: int, start: int = 0, cfg: float = 3.0) -> EvalConfig:
     data = json.loads(config.read_text()).get("data", {})
     world = {k: data[k] for k in ("framing", "height", "width") if k in data}
-    return EvalConfig(samples=samples, start=start, frames=48, sections=SECTIONS, teacher_steps=steps, **world)
+    return EvalConfig(samples=samples, start=start, frames=48, sections=SECTIONS, teacher_steps=steps,
+                      teacher_cfg=cfg, **world)
 
 
 def main() -> int:
@@ -59,6 +60,7 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--start", type=int, default=0, help="first test-split case (to add cases to an earlier run)")
     p.add_argument("--steps", type=int, default=30, help="teacher sampling steps")
+    p.add_argument("--cfg", type=float, default=3.0, help="text classifier-free guidance scale (1: none)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="outputs/ab_teachers.json")
     args = p.parse_args()
@@ -71,7 +73,7 @@ def main() -> int:
         folder = ROOT / "outputs" / "ab" / name
         step = export_arm(config, run, folder) if not (folder / "teacher.safetensors").exists() else logged_step(run)
         model = load_embedded(folder, parts=("teacher",))
-        cfg = eval_config(config, args.samples, args.steps, args.start)
+        cfg = eval_config(config, args.samples, args.steps, args.start, args.cfg)
         result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg)}, cfg)
         metrics = result["rows"][0]["metrics"]
         rows.append({"arm": name, "step": step, "framing": cfg.framing, **{k: metrics.get(k) for k in SECTIONS}})
