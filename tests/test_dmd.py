@@ -161,3 +161,35 @@ def test_rollouts_can_apply_the_streams_patch_phase_guard_once_the_window_slides
     assert not torch.allclose(guarded[:, :, :3], plain[:, :, :3], atol=1e-3)
     assert not torch.allclose(guarded[:, :, 3:], plain[:, :, 3:], atol=1e-3)  # its KV carried the guard on
     assert guarded_cfg.trained_stream.phase_norm and not plain_cfg.trained_stream.phase_norm
+
+
+def test_rollouts_can_apply_the_streams_codec_reprojection_once_the_window_slides(micro_codec):
+    """With `reproject` the rollout does what the stream does: chunks before the first eviction are the
+    model's; the first chunk after it is the codec's round trip of the model's chunk, with the gradient
+    passing straight through; the exported student asks for re-projection."""
+    import dataclasses
+
+    from fashionchameleon.runtime.stream.reproject import codec_round_trip
+
+    torch.manual_seed(0)
+    plain_cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)
+    stage = DMDStage(plain_cfg, _batch, codec=micro_codec)
+    batch = _batch(0)
+    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
+
+    def roll(cfg, context):
+        stage.cfg = cfg
+        return stage.rollout(batch, text, exit_step=3, g=torch.Generator().manual_seed(1), grad=True, context=context)
+
+    projected_cfg = dataclasses.replace(plain_cfg, reproject=True)
+    assert torch.equal(roll(plain_cfg, 0), roll(projected_cfg, 0))  # chunks 0-1: nothing evicted yet
+    plain, projected = roll(plain_cfg, 2), roll(projected_cfg, 2)  # chunk 2 is the first after an eviction
+    torch.testing.assert_close(projected[:, :, :3], codec_round_trip(micro_codec, plain[:, :, :3].detach()))
+    assert not torch.allclose(projected[:, :, :3], plain[:, :, :3], atol=1e-3)
+    assert not torch.allclose(projected[:, :, 3:], plain[:, :, 3:], atol=1e-3)  # its KV held the round trip
+    assert projected.requires_grad
+    projected[:, :, :3].sum().backward()  # the re-projected chunk: straight through the round trip
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in stage.generator.parameters())
+    assert projected_cfg.trained_stream.reproject and not plain_cfg.trained_stream.reproject
+    with pytest.raises(ValueError, match="reproject needs the stage's codec"):
+        DMDStage(projected_cfg, _batch)

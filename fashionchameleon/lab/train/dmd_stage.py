@@ -23,7 +23,11 @@ of a stream (what a stream's first chunks and every withdraw-switch need) and so
 it; with a fixed `num_chunks` the first chunks of a stream are never scored. With `phase_norm` the
 rollout applies the engine's patch-phase guard (`runtime/stream/phase_norm.py`) where a stream
 would, to each chunk made once the window has slid, gradient included, and the exported student
-asks for it: training then sees the streams it will make.
+asks for it: training then sees the streams it will make. With `reproject` the rollout applies the
+stream's codec re-projection (`runtime/stream/reproject.py`) under the same condition: the chunk
+is decoded and encoded again before its clean KV pass, and a scored chunk's value is the
+re-projected one while its gradient passes straight through (the round trip has none); the
+exported student streams with it.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from ...runtime.files.checkpoint import save_checkpoint
 from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ...runtime.dit.model import TextKV, WanDiT
+from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
 from ...runtime.stream.sampler import condition_pass, denoise_chunk
 from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
@@ -67,7 +72,8 @@ class DMDStageConfig(JsonConfig):
     grad_clip: float = 10.0
     steps: tuple[int, ...] = (1000, 750, 500, 250)
     shift: float = 5.0
-    cfg: float = 3.0
+    cfg: float = 3.0  # real-score text guidance as Self-Forcing writes it: cond + cfg x (cond - uncond), so 0 is
+    # none and 3 is the sampler's scale 4 (`sample_teacher` and the eval write uncond + cfg x (cond - uncond))
     tau: float = 0.2
     reweight: bool = True
     update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
@@ -75,6 +81,7 @@ class DMDStageConfig(JsonConfig):
     score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
     random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
     phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
+    reproject: bool = False  # the stream's codec re-projection, likewise (needs the stage's codec)
     chunk_frames: int = 3
     ema_decay: float = 0.99
     ema_start: int = 200
@@ -97,7 +104,8 @@ class DMDStageConfig(JsonConfig):
     def trained_stream(self) -> StreamConfig:
         """The stream layout of the rollouts: what an exported student streams with."""
         trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
-        return dataclasses.replace(trained, steps=self.steps, shift=self.shift, phase_norm=self.phase_norm)
+        return dataclasses.replace(trained, steps=self.steps, shift=self.shift, phase_norm=self.phase_norm,
+                                   reproject=self.reproject)
 
 
 class DMDStage:
@@ -108,6 +116,10 @@ class DMDStage:
                  dist: DistInfo = DistInfo()) -> None:
         self.cfg, self.batches, self.device, self.dist = cfg, batches, torch.device(device), dist
         self.codec, self.reward = codec, reward
+        if cfg.reproject:
+            if codec is None:
+                raise ValueError("reproject needs the stage's codec (DMDStage(codec=...))")
+            check_reprojectable(codec)
         if cfg.reweight and (codec is None or reward is None):
             raise ValueError("GR-DMD reweighting needs a codec (to decode chunks) and a reward; "
                              "pass both or set reweight=false for plain DMD")
@@ -171,7 +183,12 @@ class DMDStage:
         """The stream's chunk loop (`denoise_chunk`) up to `exit_step`, its noise drawn from the rollout's `g`
         (only the exit step's pass carries gradient if `grad`)."""
         return denoise_chunk(self.generator, cache, text, lambda _: torch.randn(shape, generator=g), self.timesteps,
-                             self.schedule, phase_norm=self.cfg.phase_norm, exit_step=exit_step, grad=grad)
+                             self.schedule, phase_norm=self.cfg.phase_norm, exit_step=exit_step, grad=grad,
+                             project=self._project if self.cfg.reproject else None)
+
+    def _project(self, x0: torch.Tensor) -> torch.Tensor:
+        """The codec round trip of a chunk (`reproject`): its value re-projected, its gradient straight through."""
+        return x0 + (codec_round_trip(self.codec, x0.detach()) - x0).detach()
 
     # ------------------------------------------------------------------ losses
     def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
