@@ -135,6 +135,20 @@ def test_random_context_draws_the_context_length_per_step_and_fixed_keeps_the_lo
     assert video.shape == (2, 4, 6, 4, 4) and calls == [True, True]  # the stream's first two chunks are scored
 
 
+def _eviction_rollouts(stage: DMDStage, plain_cfg: DMDStageConfig, changed_cfg: DMDStageConfig):
+    """Scored rollouts of `stage` under both configs: equal at context 0 (nothing evicted yet, asserted),
+    then (plain, changed) at context 2, where chunk 2 is the first made after an eviction."""
+    batch = _batch(0)
+    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
+
+    def roll(cfg, context):
+        stage.cfg = cfg
+        return stage.rollout(batch, text, exit_step=3, g=torch.Generator().manual_seed(1), grad=True, context=context)
+
+    assert torch.equal(roll(plain_cfg, 0), roll(changed_cfg, 0))
+    return roll(plain_cfg, 2), roll(changed_cfg, 2)
+
+
 def test_rollouts_can_apply_the_streams_patch_phase_guard_once_the_window_slides():
     """With `phase_norm` the rollout does what the stream does: chunks before the first eviction are the
     model's, the first chunk after it is the model's chunk normalised (gradient through it), and the
@@ -145,17 +159,8 @@ def test_rollouts_can_apply_the_streams_patch_phase_guard_once_the_window_slides
 
     torch.manual_seed(0)
     plain_cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)
-    stage = DMDStage(plain_cfg, _batch)
-    batch = _batch(0)
-    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
-
-    def roll(cfg, context):
-        stage.cfg = cfg
-        return stage.rollout(batch, text, exit_step=3, g=torch.Generator().manual_seed(1), grad=True, context=context)
-
     guarded_cfg = dataclasses.replace(plain_cfg, phase_norm=True)
-    assert torch.equal(roll(plain_cfg, 0), roll(guarded_cfg, 0))  # chunks 0-1: nothing evicted yet
-    plain, guarded = roll(plain_cfg, 2), roll(guarded_cfg, 2)  # chunk 2 is the first after an eviction
+    plain, guarded = _eviction_rollouts(DMDStage(plain_cfg, _batch), plain_cfg, guarded_cfg)
     assert guarded.requires_grad
     torch.testing.assert_close(guarded[:, :, :3], patch_phase_norm(plain[:, :, :3].detach(), (2, 2)))
     assert not torch.allclose(guarded[:, :, :3], plain[:, :, :3], atol=1e-3)
@@ -174,16 +179,8 @@ def test_rollouts_can_apply_the_streams_codec_reprojection_once_the_window_slide
     torch.manual_seed(0)
     plain_cfg = DMDStageConfig(model=MICRO, text=TEXT, num_chunks=4, score_chunks=2, reweight=False)
     stage = DMDStage(plain_cfg, _batch, codec=micro_codec)
-    batch = _batch(0)
-    text = stage.generator.text_kv(stage.text.encode(batch.prompts))
-
-    def roll(cfg, context):
-        stage.cfg = cfg
-        return stage.rollout(batch, text, exit_step=3, g=torch.Generator().manual_seed(1), grad=True, context=context)
-
     projected_cfg = dataclasses.replace(plain_cfg, reproject=True)
-    assert torch.equal(roll(plain_cfg, 0), roll(projected_cfg, 0))  # chunks 0-1: nothing evicted yet
-    plain, projected = roll(plain_cfg, 2), roll(projected_cfg, 2)  # chunk 2 is the first after an eviction
+    plain, projected = _eviction_rollouts(stage, plain_cfg, projected_cfg)
     torch.testing.assert_close(projected[:, :, :3], codec_round_trip(micro_codec, plain[:, :, :3].detach()))
     assert not torch.allclose(projected[:, :, :3], plain[:, :, :3], atol=1e-3)
     assert not torch.allclose(projected[:, :, 3:], plain[:, :, 3:], atol=1e-3)  # its KV held the round trip

@@ -34,7 +34,7 @@ from fashionchameleon.runtime.stream.seeding import generator_for  # noqa: E402
 DRAW_SEED = 7_000  # the draws' generator seed (fixed: every arm gets the same t, noise and dropout)
 
 
-def test_batches(spec: TrainFile, count: int) -> list:
+def heldout_batches(spec: TrainFile, count: int) -> list:
     """`count` latent batches of the config's data from the world's test split."""
     if spec.data.source != "world":
         raise SystemExit(f"held-out batches come from the world's test split; this config's data is {spec.data.source!r}")
@@ -73,7 +73,7 @@ def main() -> int:
         spec = replace(spec, codec=str(ROOT / spec.codec))  # configs name the codec from the repository root
         key = json.dumps(vars(spec.data), sort_keys=True, default=str) + spec.codec
         if key not in cache:
-            cache[key] = test_batches(spec, args.batches)
+            cache[key] = heldout_batches(spec, args.batches)
         path = Path(state) if Path(state).suffix == ".safetensors" else Path(state) / STATE_FILE
         stage = build_stage(args.stage, without_init_weights(spec), torch.device("cpu"))
         step, _ = load_state(ROOT / path if not path.is_absolute() else path, stage.modules(), {})
