@@ -33,16 +33,14 @@ import torch  # noqa: E402
 
 from fashionchameleon import LiveControl, fit_pad_white, load_embedded  # noqa: E402
 from fashionchameleon.lab.bench.switch import switch_latency  # noqa: E402
-from fashionchameleon.lab.samples import build_sample_set, load_sample_inputs  # noqa: E402
-from fashionchameleon.lab.synthetic import WorldConfig, render_with  # noqa: E402
+from fashionchameleon.lab.samples import load_sample_inputs, sample_set_of  # noqa: E402
 
 
 def _truth(frames: int):
-    """Renders [T, 3, S, S] of the sample person in outfit 1 and in outfit 1 with outfit 3's top; the plate."""
-    s = build_sample_set()
-    cfg = WorldConfig(size=s.size, frames=frames, slots="upper_lower")
-    old = render_with(s.seed, s.outfits[0], cfg)
-    new = render_with(s.seed, {**s.outfits[0], "upper": s.outfits[2]["upper"]}, cfg)
+    """Renders [T, 3, H, W] of the sample person in outfit 1 and in outfit 1 with outfit 3's top; the plate."""
+    s = sample_set_of()
+    old = s.render(s.outfits[0], frames)
+    new = s.render({**s.outfits[0], "upper": s.outfits[2]["upper"]}, frames)
     return old.video, new.video, old.background
 
 

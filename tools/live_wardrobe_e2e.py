@@ -126,14 +126,12 @@ def _output_video(url: str, prompt_id: str, timeout: float = 120):
 def _retrievals(video, switch_frame: int, index: int) -> list[tuple[int, int, int]]:
     """Per chunk: (first frame, expected outfit 0 = outfit 1 / 1 = with the clicked garment, retrieved)."""
     from fashionchameleon.lab.metrics.retrieval import render_retrieval
-    from fashionchameleon.lab.samples import build_sample_set
-    from fashionchameleon.lab.synthetic import WorldConfig, render_with
+    from fashionchameleon.lab.samples import sample_set_of
 
     slot, outfit = WARDROBE_OUTFIT[index]
-    s = build_sample_set()
-    cfg = WorldConfig(size=s.size, frames=video.shape[0], slots="upper_lower")
-    old = render_with(s.seed, s.outfits[0], cfg)
-    new = render_with(s.seed, {**s.outfits[0], slot: s.outfits[outfit - 1][slot]}, cfg)
+    s = sample_set_of()
+    old = s.render(s.outfits[0], video.shape[0])
+    new = s.render({**s.outfits[0], slot: s.outfits[outfit - 1][slot]}, video.shape[0])
     rows = []
     for start in range(PER_CHUNK, video.shape[0], PER_CHUNK):  # the first chunk continues from the reference
         w = slice(start, start + PER_CHUNK)

@@ -164,8 +164,8 @@ def run_long(session: StreamSession, frames: int, report_every: int, tail: int,
 
 
 def tail_retrieval(video: Tensor, expected: int) -> dict:
-    """Which sample outfit the frames `[T, 3, S, S]` show, among renders of the person in each outfit."""
-    renders, plate = worn_outfit_renders(video.shape[0], size=video.shape[-1])
+    """Which sample outfit the frames `[T, 3, H, W]` show, among renders of the person in each outfit."""
+    renders, plate = worn_outfit_renders(video.shape[0])
     got = render_retrieval(video.float(), renders, plate)
     return {"frames": int(video.shape[0]), "candidates": len(renders), "expected_outfit": expected + 1,
             "retrieved_outfit": got + 1, "hit": got == expected}

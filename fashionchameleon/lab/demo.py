@@ -44,8 +44,8 @@ def _progress(done: int, total: int, fps: float) -> None:
     print(f"\r[{bar:<30}] {done}/{total} frames, {fps:5.1f} FPS", end="", file=sys.stderr, flush=True)
 
 
-def _chunk_metrics(video: torch.Tensor, starts: list[int], switch_frames: tuple[int, int]) -> dict:
-    truth, plate = worn_outfit_renders(video.shape[0])
+def _chunk_metrics(video: torch.Tensor, starts: list[int], switch_frames: tuple[int, int], samples: Path) -> dict:
+    truth, plate = worn_outfit_renders(video.shape[0], samples)
     segment = lambda f: sum(f >= s for s in switch_frames)  # noqa: E731 — which outfit should be worn
     rows, hits = [], []
     for i, start in enumerate(starts):
@@ -94,6 +94,6 @@ def run_demo(cfg: DemoConfig = DemoConfig(), model: EmbeddedModel | None = None,
     metrics = {"frames": len(video), "resolution": list(video.shape[-2:]), "seconds": round(elapsed, 2),
                "fps_end_to_end": round(len(video) / elapsed, 1), "time_to_first_chunk_s": round(first_frame_s, 3),
                "switch_frames": list(cfg.switch_frames), "prompt": prompt, "video": str(video_path),
-               "contact_sheet": str(sheet), **_chunk_metrics(video, starts, cfg.switch_frames)}
+               "contact_sheet": str(sheet), **_chunk_metrics(video, starts, cfg.switch_frames, cfg.samples)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

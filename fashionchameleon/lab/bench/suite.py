@@ -140,7 +140,7 @@ def run_switch(setup: BenchSetup, cfg: BenchConfig) -> SwitchRun:
     if not setup.ground_truth:
         return SwitchRun(request, switched, before, None, [])
     video = torch.cat(frames)  # [T, 3, H, W]
-    renders, plate = worn_outfit_renders(video.shape[0], setup.resolution[0])
+    renders, plate = worn_outfit_renders(video.shape[0])
     found = switch_latency(video, request, renders[0], renders[1], plate, cfg.stable_frames)
     return SwitchRun(request, switched, before, found.frames, found.retrieved)
 
