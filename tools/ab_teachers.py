@@ -5,7 +5,8 @@
 For each arm: export its saved state's EMA teacher and prompt encoder (`train teacher --export`),
 pair them with the shipped codec, and run the teacher through the evaluation's garment, identity,
 pattern and first-chunk person-error sections on `--samples` test-split cases of the arm's own world
-(the framing its config trains on; the same seeds in every arm). Prints one table row per arm,
+(the framing its config trains on; the same seeds in every arm), sampling on the noise schedule its
+config trains with (`stage.shift`, default 5). Prints one table row per arm,
 with the step and the training FLOPs the state had (counted from the configs, `bench.flops`), and
 writes `--json`.
 """
@@ -54,6 +55,13 @@ def eval_config(config: Path, samples: int, steps: int, start: int = 0, cfg: flo
                       teacher_cfg=cfg, **world)
 
 
+def train_shift(config: Path) -> float:
+    """The schedule shift the arm's teacher trains with (its config's `stage.shift`, else the stage default)."""
+    from fashionchameleon.lab.train.dit_stage import DiffusionStageConfig
+
+    return float(json.loads(config.read_text()).get("stage", {}).get("shift", DiffusionStageConfig.shift))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arms", nargs="+", help="NAME=CONFIG:RUN_DIR")
@@ -74,9 +82,11 @@ def main() -> int:
         step = export_arm(config, run, folder) if not (folder / "teacher.safetensors").exists() else logged_step(run)
         model = load_embedded(folder, parts=("teacher",))
         cfg = eval_config(config, args.samples, args.steps, args.start, args.cfg)
-        result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg)}, cfg)
+        shift = train_shift(config)
+        result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg, shift)}, cfg)
         metrics = result["rows"][0]["metrics"]
-        rows.append({"arm": name, "step": step, "framing": cfg.framing, **{k: metrics.get(k) for k in SECTIONS}})
+        rows.append({"arm": name, "step": step, "framing": cfg.framing, "shift": shift, "cfg": cfg.teacher_cfg,
+                     **{k: metrics.get(k) for k in SECTIONS}})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n| arm | step | {' | '.join(SECTIONS)} |\n|---|---:|" + "---:|" * len(SECTIONS))
     for r in rows:
