@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
 from fashionchameleon.lab.metrics.generators import covering_frames  # noqa: E402
@@ -100,10 +101,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model = load_embedded(Path(args.weights), parts=("teacher",))
     cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing)
+    cases = build_cases(cfg)  # built once: their candidate descriptors are memoised across the levels
     rows = []
     for sigma0 in args.sigmas:
         gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift)
-        metrics = run_eval({gen.name: gen}, cfg)["rows"][0]["metrics"]
+        metrics = run_eval({gen.name: gen}, cfg, cases=cases)["rows"][0]["metrics"]
         rows.append({"sigma0": sigma0, **{k: metrics.get(k) for k in SECTIONS}})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.json)
