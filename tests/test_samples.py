@@ -50,3 +50,12 @@ def test_ground_truth_renders_change_with_each_switch_and_keep_the_person():
 def test_sample_world_refuses_an_unknown_framing():
     with pytest.raises(ValueError, match="framing"):
         sample_world("nobody")
+
+
+def test_the_bundled_samples_are_drawn_in_the_world_of_the_shipped_weights():
+    from fashionchameleon.lab.weights_world import weights_world
+    from fashionchameleon.runtime.embedded import WEIGHTS_DIR
+
+    recorded = weights_world(WEIGHTS_DIR)
+    framing = recorded[0]["framing"] if recorded else "full_body"
+    assert json.loads((SAMPLES_DIR / "samples.json").read_text())["framing"] == framing

@@ -72,3 +72,38 @@ def test_a_student_streams_with_the_context_it_was_trained_on(tmp_path, micro_mo
         embedded.trained_stream_config({TRAINED_STREAM_KEY: '{"window_frames": 4}'}, "x.safetensors")
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         cli(["ship", str(src), str(tmp_path / "u.safetensors"), "--meta", "no-equals-sign"])
+
+
+def test_a_shipped_part_records_its_world_and_the_eval_measures_the_folder_on_it(tmp_path, micro_model, capsys):
+    import argparse
+    import json
+
+    from fashionchameleon.lab.metrics.cli import _config
+    from fashionchameleon.lab.weights_world import WORLD_KEY, weights_world
+
+    src = save_checkpoint(tmp_path / "student.safetensors", micro_model.state_dict(), "student", MICRO)
+    plain, portrait = tmp_path / "plain", tmp_path / "portrait"
+    assert cli(["ship", str(src), str(plain / "student.safetensors")]) == 0
+    assert cli(["ship", str(src), str(portrait / "student.safetensors"), "--world", "fashion"]) == 0
+    assert weights_world(plain) is None  # nothing recorded: the full-body world
+    world, where = weights_world(portrait)
+    assert world == {"framing": "fashion", "height": 144, "width": 112} and where == "student.safetensors"
+    assert json.loads(load_checkpoint(portrait / "student.safetensors").metadata[WORLD_KEY]) == world
+
+    flags = dict(samples=None, size=None, frames=None, candidates=None, long_frames=None, seed=None, sections=None,
+                 framing=None, height=None, width=None, garments=None, quick=False)
+    cfg = _config(argparse.Namespace(**flags), world)
+    assert (cfg.framing, cfg.frame_size) == ("fashion", (144, 112))
+    # any frame flag of the user's wins over the recorded world
+    cfg = _config(argparse.Namespace(**{**flags, "size": 96}), world)
+    assert (cfg.framing, cfg.frame_size) == ("full_body", (96, 96))
+    assert _config(argparse.Namespace(**flags), None).framing == "full_body"
+
+
+def test_a_malformed_recorded_world_is_refused_with_the_file_named(tmp_path, micro_model):
+    from fashionchameleon.lab.weights_world import weights_world
+
+    src = save_checkpoint(tmp_path / "src.safetensors", micro_model.state_dict(), "student", MICRO)
+    ship(src, tmp_path / "w" / "student.safetensors", meta={"trained_world": "[1, 2]"})
+    with pytest.raises(ValueError, match="student.safetensors.*framing"):
+        weights_world(tmp_path / "w")

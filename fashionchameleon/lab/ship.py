@@ -15,6 +15,8 @@ import torch
 
 from ..runtime.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..runtime.config import DTYPE_NAMES
+from .synthetic import FRAMINGS
+from .weights_world import WORLD_KEY, world_meta
 
 __all__ = ["ship", "add_parser"]
 
@@ -43,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src", help="a checkpoint written by `train` (e.g. runs/teacher/teacher.safetensors)")
     p.add_argument("dst", help="where to write it (e.g. weights/teacher.safetensors)")
     p.add_argument("--dtype", default="fp16", choices=tuple(DTYPE_NAMES))
+    p.add_argument("--world", choices=tuple(FRAMINGS), help="record the world the part was trained on "
+                   "(its framing, at the framing's frame size): the evaluation measures the folder on it")
     p.add_argument("--note", default="", help="free text stored in the metadata (e.g. the training command)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="set a metadata entry (repeatable), e.g. trained_stream='{\"window_frames\": 9}' for a "
@@ -57,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SystemExit(f"--meta takes KEY=VALUE, got {item!r}")
         meta[key] = value
+    if args.world:
+        meta[WORLD_KEY] = world_meta(args.world)
     out = ship(args.src, args.dst, DTYPE_NAMES[args.dtype], args.note, meta)
     print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB ({args.dtype})")
     return 0

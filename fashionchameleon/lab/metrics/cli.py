@@ -6,6 +6,8 @@
     python -m fashionchameleon eval --oracle            # + ground-truth rows (the metric's ceiling)
     python -m fashionchameleon eval --framing fashion   # the world framed like fashion video (portrait 112 x 144)
 
+Without --framing / --size / --height / --width the weights are measured on the world their files
+record (`trained_world`, see `lab.weights_world`; none recorded: the square full-body world).
 Prints the markdown table and writes `eval.json` and `eval.md` into `--out` (default outputs/eval).
 Without trained weights it says so, and with `--oracle` still runs the oracle rows.
 """
@@ -23,6 +25,7 @@ from .config import SECTIONS, EvalConfig
 from .evaluate import run_eval
 from .report import markdown_table, write_report
 from .user_garments import load_garments
+from ..weights_world import weights_world
 
 __all__ = ["add_parser", "main", "load_model"]
 
@@ -57,8 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oracle", action="store_true", help="also run the ground truth through the metrics (ceiling)")
     p.add_argument("--size", type=int, help="frame size in pixels (default 128)")
     p.add_argument("--framing", choices=tuple(FRAMINGS),
-                   help="the world's framing (default full_body: square frames, fixed camera; fashion: portrait "
-                        "112 x 144 frames, a camera that follows the person)")
+                   help="the world's framing (default: the one the weights record, else full_body: square frames, "
+                        "fixed camera; fashion: portrait 112 x 144 frames, a camera that follows the person)")
     p.add_argument("--height", type=int, help="frame height in pixels (default: the framing's, or --size)")
     p.add_argument("--width", type=int, help="frame width in pixels (default: the framing's, or --size)")
     p.add_argument("--frames", type=int, help="frames per clip (default 48)")
@@ -71,11 +74,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=main)
 
 
-def _config(args: argparse.Namespace) -> EvalConfig:
+def _config(args: argparse.Namespace, world: dict | None = None) -> EvalConfig:
+    """The evaluation the flags ask for; `world` (the weights' recorded framing) when no frame flag is given."""
     changes = {key: getattr(args, name) for name, key in (
         ("samples", "samples"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
         ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"), ("framing", "framing"),
         ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
+    if world and not any(k in changes for k in ("size", "framing", "height", "width")):
+        changes.update({k: world[k] for k in ("framing", "height", "width") if k in world})
     if args.garments and "sections" not in changes:
         changes["sections"] = GARMENT_SECTIONS
     if "long_frames" in changes:  # keep the drift windows inside a shorter stream
@@ -93,8 +99,11 @@ def main(args: argparse.Namespace) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cpu":
         keep_freed_memory()  # teacher and student passes reuse heap blocks (see cpu_memory)
-    cfg = _config(args)
     weights = Path(args.weights) if args.weights else WEIGHTS_DIR
+    recorded = weights_world(weights) if weights.is_dir() else None
+    cfg = _config(args, recorded[0] if recorded else None)
+    if recorded and cfg.framing == recorded[0]["framing"]:
+        print(f"world: {cfg.framing} {cfg.height} x {cfg.width} (recorded in {recorded[1]})")
     model, notes = load_model(weights, device)
     for note in notes:
         print(note)

@@ -1,0 +1,44 @@
+"""Which world a weights folder was trained on, as its files record it (`trained_world` metadata).
+
+A shipped part may carry `trained_world` = JSON `{"framing": ..., "height": H, "width": W}` (written
+by `ship --world`). The evaluation measures a folder on the world it records unless told otherwise,
+so `python -m fashionchameleon eval` on the package's weights scores them on their own test split.
+A folder whose files record nothing is the square full-body world (every set shipped before the
+key existed).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..runtime.embedded import PARTS
+from ..runtime.files.checkpoint import read_header
+
+__all__ = ["WORLD_KEY", "world_meta", "weights_world"]
+
+WORLD_KEY = "trained_world"
+GENERATORS = ("student", "teacher", "tryoff")  # the parts that learned from the world, in the order asked
+
+
+def world_meta(framing: str, height: int | None = None, width: int | None = None) -> str:
+    """The metadata value for a world (`height` / `width` default to the framing's frame)."""
+    from .synthetic import WorldConfig
+
+    h, w = WorldConfig(framing=framing, height=height, width=width).frame_size
+    return json.dumps({"framing": framing, "height": h, "width": w}, sort_keys=True)
+
+
+def weights_world(folder: str | Path) -> tuple[dict, str] | None:
+    """({"framing", "height", "width"}, the file that says so) from the first generator part that records
+    its world, or None when none does."""
+    for part in GENERATORS:
+        path = Path(folder) / PARTS[part]
+        if not path.exists():
+            continue
+        raw = read_header(path).get("__metadata__", {}).get(WORLD_KEY)
+        if raw:
+            world = json.loads(raw)
+            if not isinstance(world, dict) or "framing" not in world:
+                raise ValueError(f"{path}: metadata {WORLD_KEY!r} must be a JSON object with a 'framing', got {raw!r}")
+            return world, path.name
+    return None
