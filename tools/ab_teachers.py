@@ -50,7 +50,7 @@ def logged_step(run: Path) -> int:
 
 def eval_config(config: Path, samples: int, steps: int, start: int = 0, cfg: float = 3.0) -> EvalConfig:
     data = json.loads(config.read_text()).get("data", {})
-    world = {k: data[k] for k in ("framing", "height", "width") if k in data}
+    world = {k: data[k] for k in ("framing", "height", "width", "garment_layout") if k in data}
     return EvalConfig(samples=samples, start=start, frames=48, sections=SECTIONS, teacher_steps=steps,
                       teacher_cfg=cfg, **world)
 

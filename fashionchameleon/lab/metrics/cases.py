@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from torch import Tensor
 
-from ..synthetic import (FRAMINGS, SPLITS, TEXTURE_FAMILIES, TRAIN_FAMILIES, Garment, coarsened, flat_lay,
-                         garments_differ, outfit_flat_lay, plan_sample, render_plan, restyle, sample_garment)
+from ..synthetic import (FRAMINGS, SPLITS, TEXTURE_FAMILIES, TRAIN_FAMILIES, Garment, coarsened, garments_differ,
+                         laid_out, plan_sample, render_plan, restyle, sample_garment)
 from ..synthetic.palette import contrast
 from ..synthetic.people import Person, sample_person
 from ..synthetic.templates import KINDS
@@ -114,11 +114,9 @@ def _place(rng: np.random.Generator, items: list) -> tuple[list, list[int]]:
     return shuffled, where
 
 
-def _flat(garments: Mapping[str, Garment], slot: str, size: tuple[int, int]) -> Tensor:
+def _flat(garments: Mapping[str, Garment], slot: str, size: tuple[int, int], layout: str = "frame") -> Tensor:
     """The flat-lay of a slot `[3, H, W]` in [-1, 1], `size` = (H, W) (both pieces on one sheet for "full")."""
-    img = outfit_flat_lay(garments["upper"], garments["lower"], size) if slot == "full" else \
-        flat_lay(garments[slot], size)
-    return img * 2.0 - 1.0
+    return laid_out(dict(garments), slot, size, layout) * 2.0 - 1.0
 
 
 def _tryoff_flats(outfits: list[dict[str, Garment]], slot: str, size: tuple[int, int]) -> list[Tensor]:
@@ -156,7 +154,7 @@ def _standard_case(index: int, seed: int, cfg: EvalConfig) -> EvalCase:
     return EvalCase(
         index=index, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
         person_target=pwhere[0], switch_sample=sample,
-        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.frame_size), new), switch_outfits=switch_outfits,
+        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.frame_size, cfg.garment_layout), new), switch_outfits=switch_outfits,
         switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=tslot,
         tryoff_flats=_tryoff_flats(outfits, tslot, cfg.frame_size), tryoff_target=where[0],
         tryoff_frame=cfg.frames // 2,
@@ -230,7 +228,7 @@ def build_garment_cases(garments: Sequence[tuple[str, Garment]], cfg: EvalConfig
         cases.append(EvalCase(
             index=i, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
             person_target=pwhere[0], switch_sample=switch_sample,
-            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.frame_size), {kind: g}),
+            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.frame_size, cfg.garment_layout), {kind: g}),
             switch_outfits=switch_outfits, switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=kind,
             tryoff_flats=_tryoff_flats(outfits, kind, cfg.frame_size), tryoff_target=where[0],
             tryoff_frame=cfg.frames // 2, label=name))

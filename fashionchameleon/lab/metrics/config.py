@@ -47,6 +47,7 @@ class EvalConfig(JsonConfig):
     framing: str = "full_body"  # the world's framing (`WorldConfig.framing`): full_body | fashion
     height: int | None = None  # frame height in px; None: the framing's (fashion: 144) or size
     width: int | None = None  # frame width in px; None: the framing's (fashion: 112) or size
+    garment_layout: str = "frame"  # the conditions' flat-lays (`WorldConfig.garment_layout`); try-off's stay "frame"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sections", tuple(self.sections))
@@ -91,4 +92,4 @@ class EvalConfig(JsonConfig):
     def world(self, slots: str | None = None) -> WorldConfig:
         """The world the cases are drawn from (`slots` overrides the slot layout)."""
         return WorldConfig(size=self.size, frames=self.frames, slots=slots or self.slots, framing=self.framing,
-                           height=self.height, width=self.width)
+                           height=self.height, width=self.width, garment_layout=self.garment_layout)

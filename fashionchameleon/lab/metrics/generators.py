@@ -105,7 +105,8 @@ def _world_of(sample: Sample) -> WorldConfig:
     """The world config of a sample's meta and video `[T, 3, H, W]`."""
     meta, (frames, _, height, width) = sample.meta, sample.video.shape
     world = WorldConfig(size=int(meta.get("size", width)), frames=frames, slots=meta.get("slots", "random"),
-                        fps=float(meta.get("fps", WorldConfig.fps)), framing=meta.get("framing", "full_body"))
+                        fps=float(meta.get("fps", WorldConfig.fps)), framing=meta.get("framing", "full_body"),
+                        garment_layout=meta.get("garment_layout", "frame"))
     if world.frame_size != (height, width):
         world = dataclasses.replace(world, height=height, width=width)
     return world

@@ -30,7 +30,7 @@ from torch import Tensor
 from ...runtime.config import JsonConfig
 from .background import BackgroundSpec, render_background, sample_background_spec
 from .camera import FRAMINGS, Camera
-from .garments import Garment, coarsened, flat_lay, garments_differ, outfit_flat_lay, sample_garment
+from .garments import GARMENT_LAYOUTS, Garment, coarsened, garments_differ, laid_out, sample_garment
 from .motion import FPS, MOTION_NAMES, MotionParams, Pose, motion_prompt, pose_clip, sample_motion
 from .people import Person, sample_person
 from .render import Clip, render_pose
@@ -62,6 +62,7 @@ class WorldConfig(JsonConfig):
     framing: str = "full_body"  # full_body (fixed camera, square) | fashion (portrait, following camera)
     height: int | None = None  # frame height in px; None: the framing's (fashion: 144) or size
     width: int | None = None  # frame width in px; None: the framing's (fashion: 112) or size
+    garment_layout: str = "frame"  # flat-lays: "frame" (centred, filling the frame) | "body" (where worn, `laid_out`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "motions", tuple(self.motions))
@@ -69,6 +70,8 @@ class WorldConfig(JsonConfig):
             raise ValueError(f"size must be >= 32, got {self.size}")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {tuple(FRAMINGS)}, got {self.framing!r}")
+        if self.garment_layout not in GARMENT_LAYOUTS:
+            raise ValueError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
         for name in ("height", "width"):
             value = getattr(self, name)
             if value is not None and value < 32:
@@ -219,10 +222,9 @@ def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample
     # the reference views are frame 0, so they are seen by frame 0's camera
     refs = _draw(plan, plan.reference_garments, views, camera.select(np.zeros(views.frames, int)), plate, config)
     upper, lower = plan.garments["upper"], plan.garments["lower"]
-    if plan.slots == "full":
-        slot_images = {"full": outfit_flat_lay(upper, lower, (height, width))}
-    else:
-        slot_images = {"upper": flat_lay(upper, (height, width)), "lower": flat_lay(lower, (height, width))}
+    garments = {"upper": upper, "lower": lower}
+    slots = ("full",) if plan.slots == "full" else ("upper", "lower")
+    slot_images = {slot: laid_out(garments, slot, (height, width), config.garment_layout) for slot in slots}
     meta = {
         "seed": plan.seed, "split": plan.split, "slots": plan.slots, "motion": plan.motion.name,
         "motion_params": plan.motion.describe(), "person": plan.person.describe(),
@@ -235,6 +237,8 @@ def render_plan(plan: SamplePlan, config: WorldConfig = WorldConfig()) -> Sample
         "size": config.size, "frames": config.frames, "fps": config.fps,
         "framing": config.framing, "height": height, "width": width,
     }
+    if config.garment_layout != "frame":  # recorded only when not the default (default samples stay as they were)
+        meta["garment_layout"] = config.garment_layout
     return Sample(
         video=_to_signed(clip.video), references=_to_signed(refs.video),
         garments={k: _to_signed(v) for k, v in slot_images.items()}, prompt=plan.prompt, masks=clip.masks,

@@ -36,13 +36,14 @@ class DataConfig(JsonConfig):
     framing: str = "full_body"  # world: full_body (fixed camera, square) | fashion (portrait, following camera)
     height: int | None = None  # frame height in px; None: the world framing's (fashion: 144), else size
     width: int | None = None  # frame width in px; None: the world framing's (fashion: 112), else size
+    garment_layout: str = "frame"  # world: flat-lays centred ("frame") or where they are worn ("body")
 
     def world(self):
         """The `WorldConfig` of a world source (imports the world)."""
         from ..synthetic import WorldConfig
 
         return WorldConfig(size=self.size, frames=self.frames, framing=self.framing, height=self.height,
-                           width=self.width)
+                           width=self.width, garment_layout=self.garment_layout)
 
     @property
     def frame_size(self) -> tuple[int, int]:
