@@ -17,8 +17,8 @@ frame whose camera follows the person, who fills it from the crown to the knees)
 from .background import BACKGROUND_STYLES, BackgroundSpec, render_background, sample_background, sample_background_spec
 from .camera import FRAMINGS, Camera, Framing, follow_camera
 from .from_image import garment_from_image, guess_shape, outfit_from_image, segment_garment
-from .garments import BODY_BOXES, GARMENT_LAYOUTS, Garment, coarsened, flat_lay, garment_atlas, garments_differ, \
-    laid_out, outfit_flat_lay, placed_flat_lay, restyle, sample_garment
+from .garments import Garment, coarsened, flat_lay, garment_atlas, garments_differ, laid_out, outfit_flat_lay, \
+    restyle, sample_garment
 from .motion import FPS, JOINTS, MOTION_NAMES, MOTIONS, MotionParams, MotionSpec, Pose, motion_prompt, pose_clip, \
     sample_motion
 from .people import HAIR_STYLES, BodyDims, Person, sample_person
@@ -36,8 +36,7 @@ __all__ = [
     # framings and cameras
     "FRAMINGS", "Framing", "Camera", "follow_camera", "FaceStyle",
     # garments and textures
-    "Garment", "flat_lay", "outfit_flat_lay", "placed_flat_lay", "laid_out", "GARMENT_LAYOUTS", "BODY_BOXES",
-    "garment_atlas", "sample_garment", "garments_differ", "restyle",
+    "Garment", "flat_lay", "outfit_flat_lay", "laid_out", "garment_atlas", "sample_garment", "garments_differ", "restyle",
     "coarsened", "scale_pattern",
     "garment_from_image", "outfit_from_image", "segment_garment", "guess_shape", "UPPER_SHAPES", "LOWER_SHAPES",
     "TEMPLATES", "TEXTURE_FAMILIES", "TRAIN_FAMILIES", "HELD_OUT_FAMILY", "Solid", "Stripes", "Checks", "Dots",

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...runtime.garment_layout import lay_out
 from .palette import Colour, contrast, sample_contrasting
 from .shapes import area_resize, grid
 from .templates import KINDS, LOWER_SHAPES, TEMPLATES, UPPER_SHAPES, template_alpha
@@ -25,7 +26,7 @@ from .textures import (GLYPHS, ImageTexture, Logo, Solid, Texture, render_textur
                        texture_colours)
 
 __all__ = ["Garment", "FrameSize", "frame_hw", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment",
-           "GARMENT_LAYOUTS", "BODY_BOXES", "placed_flat_lay", "laid_out",
+           "laid_out",
            "garments_differ", "restyle", "coarsened", "mosaic", "sample_atlas", "LOGO_CENTRES"]
 
 # where a logo sits: the chest, the wearer's right chest of an open jacket, the wearer's right thigh
@@ -126,64 +127,12 @@ def flat_lay(garment: Garment, size: FrameSize, side: str = "front") -> Tensor:
     return _centred_on_white(image, height, width)
 
 
-# Garment layouts of the flat-lay images (`WorldConfig.garment_layout`):
-#   "frame": the product photo centred and filling the frame (what users upload);
-#   "body":  the same photo laid where the garment sits on the person in the portrait (fashion) world,
-#            at the size it is worn there, so an image token of the flat-lay and a token of the frame at
-#            the same grid position show the same part of the garment.
-GARMENT_LAYOUTS = ("frame", "body")
-# (top, bottom, left, right) as shares of the frame's height / width: the mean box of the garment's
-# mask on the first frame of 40 train-split fashion-world samples (tests/test_garment_layout.py re-measures)
-BODY_BOXES = {"upper": (0.24, 0.64, 0.25, 0.75), "lower": (0.60, 0.96, 0.29, 0.72)}
-
-
-def _ink_box(image: Tensor, white: float = 0.99) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) pixel box of what is not white in `[3, h, w]` in [0, 1] (whole image if blank)."""
-    ink = (image < white).any(dim=0)
-    rows, cols = ink.any(dim=1).nonzero(), ink.any(dim=0).nonzero()
-    if len(rows) == 0:
-        return 0, image.shape[1], 0, image.shape[2]
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def placed_flat_lay(garment: Garment, size: FrameSize, box: tuple[float, float, float, float] | None = None,
-                    canvas: Tensor | None = None) -> Tensor:
-    """The garment's flat-lay drawn as tall as `box` (shares of the frame; default its kind's `BODY_BOXES`),
-    centred in it, on white (or over `canvas`): `[3, H, W]` in [0, 1].
-
-    Fitting the height, not the width, keeps the body of the garment the width it is worn (spread
-    sleeves reach past the box, as arms do). The texture is rendered at that size, not resampled, so
-    its period is the one the body shows.
-    """
-    height, width = frame_hw(size)
-    top, bottom, left, right = box or BODY_BOXES[garment.kind]
-    bh, bw = (bottom - top) * height, (right - left) * width
-    probe = min(height, width)
-    t, b, l, r = _ink_box(_over_white(garment_atlas(garment, probe)))
-    res = max(8, int(round(probe * bh / (b - t))))  # the atlas size whose garment is as tall as the box
-    rgba = garment_atlas(garment, res)
-    t, b, l, r = _ink_box(_over_white(rgba))
-    piece = rgba[:, t:b, l:r][:, :height, :width]
-    ph, pw = piece.shape[-2:]
-    y0 = min(max(0, int(round(top * height + (bh - ph) / 2))), height - ph)
-    x0 = min(max(0, int(round(left * width + (bw - pw) / 2))), width - pw)
-    out = torch.ones(3, height, width) if canvas is None else canvas.clone()
-    region = out[:, y0:y0 + ph, x0:x0 + pw]
-    a = piece[3:4]
-    out[:, y0:y0 + ph, x0:x0 + pw] = (piece[:3] * a + region * (1.0 - a)).clamp(0.0, 1.0)
-    return out
-
-
 def laid_out(garments: dict[str, Garment], slot: str, size: FrameSize, layout: str = "frame") -> Tensor:
-    """The flat-lay image of a slot ("upper", "lower" or "full" = both on one sheet) in `layout`: `[3, H, W]` in [0, 1]."""
-    if layout not in GARMENT_LAYOUTS:
-        raise ValueError(f"garment layout must be one of {GARMENT_LAYOUTS}, got {layout!r}")
-    if layout == "frame":
-        return outfit_flat_lay(garments["upper"], garments["lower"], size) if slot == "full" else \
-            flat_lay(garments[slot], size)
-    if slot == "full":  # the trousers first, the top over their waistband, as worn
-        return placed_flat_lay(garments["upper"], size, canvas=placed_flat_lay(garments["lower"], size))
-    return placed_flat_lay(garments[slot], size)
+    """The flat-lay image of a slot ("upper", "lower" or "full" = both on one sheet) in a garment layout
+    (`runtime.garment_layout.lay_out`: "frame" as photographed, "body" where worn): `[3, H, W]` in [0, 1]."""
+    image = outfit_flat_lay(garments["upper"], garments["lower"], size) if slot == "full" else \
+        flat_lay(garments[slot], size)
+    return image if layout == "frame" else (lay_out(image * 2.0 - 1.0, slot, layout) + 1.0) / 2.0
 
 
 def outfit_flat_lay(upper: Garment, lower: Garment, size: FrameSize) -> Tensor:

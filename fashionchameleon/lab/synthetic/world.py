@@ -30,7 +30,8 @@ from torch import Tensor
 from ...runtime.config import JsonConfig
 from .background import BackgroundSpec, render_background, sample_background_spec
 from .camera import FRAMINGS, Camera
-from .garments import GARMENT_LAYOUTS, Garment, coarsened, garments_differ, laid_out, sample_garment
+from ...runtime.garment_layout import GARMENT_LAYOUTS
+from .garments import Garment, coarsened, garments_differ, laid_out, sample_garment
 from .motion import FPS, MOTION_NAMES, MotionParams, Pose, motion_prompt, pose_clip, sample_motion
 from .people import Person, sample_person
 from .render import Clip, render_pose
