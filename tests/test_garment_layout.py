@@ -77,3 +77,45 @@ def test_a_user_photo_is_laid_out_by_its_ink_whatever_its_margins():
     top, bottom = ink_box(a)[:2]
     assert (top, bottom) == (round(0.24 * 144), round(0.24 * 144) + round(0.40 * 144))
     assert torch.equal(lay_out(garment, "upper", "frame"), garment)
+
+
+def _photo(seed: int) -> torch.Tensor:
+    """A 16 x 16 'garment photo': a coloured block on white, off centre."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.ones(3, 16, 16)
+    img[:, 1:7, 2:9] = torch.rand(3, 6, 7, generator=g) * 1.5 - 1
+    return img
+
+
+def test_a_body_layout_stream_encodes_its_garments_laid_out_and_a_frame_stream_as_given(micro_model, micro_codec,
+                                                                                          micro_text):
+    from fashionchameleon.runtime.config import StreamConfig
+    from fashionchameleon.runtime.stream.session import StreamSession
+
+    refs = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    garments = {"upper": _photo(2), "lower": _photo(3)}
+    enc = lambda img: micro_codec.encode_image(img[None]).float()  # noqa: E731
+    for layout in ("frame", "body"):
+        cfg = StreamConfig(sink_frames=3, window_frames=6, garment_layout=layout)
+        s = StreamSession(micro_model, micro_codec, micro_text, refs, garments, "a person walks", config=cfg)
+        for slot, img in garments.items():
+            assert torch.equal(s.garment_latents[slot], enc(lay_out(img, slot, layout)))
+        s.request_switch("upper", _photo(4))
+        s.step()
+        assert torch.equal(s.garment_latents["upper"], enc(lay_out(_photo(4), "upper", layout)))
+    assert not torch.equal(lay_out(_photo(2), "upper", "body"), _photo(2))
+
+
+def test_laying_out_twice_changes_nothing_and_the_student_export_records_the_layout():
+    from dataclasses import replace
+
+    from fashionchameleon.lab.train.dmd_stage import DMDStageConfig
+    from fashionchameleon.runtime.config import ConfigError, StreamConfig
+
+    plan = plan_sample(7, WorldConfig(framing="fashion"))
+    once = laid_out(dict(plan.garments), "upper", (144, 112), "body") * 2 - 1
+    assert torch.allclose(lay_out(once, "upper", "body"), once, atol=1e-6)
+    stream = replace(DMDStageConfig(), garment_layout="body").trained_stream
+    assert stream.garment_layout == "body" and StreamConfig.from_json(stream.to_json()) == stream
+    with pytest.raises(ConfigError, match="garment_layout"):
+        StreamConfig(garment_layout="floor")

@@ -61,6 +61,7 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     # the student records the context its rollouts had (1 chunk here: no sink, a one-chunk window)
     trained = trained_stream_config(student.metadata)
     assert (trained.sink_frames, trained.window_frames, trained.steps) == (0, 3, DMDStageConfig().steps)
+    assert trained.garment_layout == "frame"  # its data's flat-lays were as photographed
     # a snapshot export reads only the saved state: it works after the starting checkpoints are gone
     (root / "forcing" / "forcing.safetensors").rename(root / "forcing" / "moved.safetensors")
     assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--export", str(root / "snap")]) == 0
@@ -70,6 +71,18 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     tryoff_cfg = _write(root / "tryoff.json", dit, codec, frames=4)
     assert main(["train", "tryoff", "--config", tryoff_cfg, "--out", str(root / "tryoff"), "--device", "cpu"]) == 0
     load_checkpoint(root / "tryoff" / "tryoff.safetensors", "tryoff")
+
+
+def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_path):
+    from fashionchameleon.lab.train.cli import TrainFile, build_stage
+
+    root, codec, dit = pipeline
+    teacher, text = str(root / "teacher" / "teacher.safetensors"), str(root / "teacher" / "text.safetensors")
+    cfg = _write(tmp_path / "dmd.json", {**dit, "init_generator": teacher, "init_teacher": teacher, "init_text": text,
+                                         "num_chunks": 1}, codec, framing="fashion", height=64, width=64,
+                 garment_layout="body")
+    stage = build_stage("dmd", TrainFile.read(cfg), torch.device("cpu"))
+    assert stage.cfg.garment_layout == "body" and stage.cfg.trained_stream.garment_layout == "body"
 
 
 def test_resume_continues_the_step_count(pipeline, tmp_path):

@@ -13,6 +13,8 @@ from typing import Mapping
 
 import torch
 
+from .garment_layout import GARMENT_LAYOUTS
+
 __all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError",
            "DTYPE_NAMES", "TRAINED_STREAM_KEY"]
 
@@ -131,6 +133,10 @@ class StreamConfig(JsonConfig):
     shown (`runtime/stream/reproject.py`). It needs a codec whose latent frames are independent
     (the embedded tiny codec), costs one decode and one encode a chunk, and is the embedded
     student's default (its file's `trained_stream` metadata).
+
+    `garment_layout` ("frame" by default): where garment images are put before they are encoded
+    (`runtime/garment_layout.py`); "body" moves each garment to where it is worn in the portrait
+    world, as the student's training flat-lays were. Its file's `trained_stream` says which.
     """
 
     chunk_frames: int = 3
@@ -142,6 +148,7 @@ class StreamConfig(JsonConfig):
     rope: str = "rolling"
     phase_norm: bool = False  # once the window has slid, equalise each chunk's patch phases (phase_norm.py)
     reproject: bool = False  # once the window has slid, re-encode each chunk's decoded frames (reproject.py)
+    garment_layout: str = "frame"  # garment images as given ("frame") or laid where worn ("body"; garment_layout.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
@@ -156,6 +163,8 @@ class StreamConfig(JsonConfig):
             raise ConfigError(f"rope must be 'absolute' or 'rolling', got {self.rope!r}")
         if not self.steps or any(not 0 < s <= 1000 for s in self.steps):
             raise ConfigError(f"steps must be timesteps in (0, 1000], got {self.steps}")
+        if self.garment_layout not in GARMENT_LAYOUTS:
+            raise ConfigError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
 
     @classmethod
     def trained(cls, chunk_frames: int, chunks: int) -> "StreamConfig":

@@ -82,7 +82,8 @@ def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo
         return TryOffStage(DiffusionStageConfig.from_json(spec.stage), lambda step: data.canvas(step, codec), device,
                            info)
     if name == "dmd":
-        return DMDStage(DMDStageConfig.from_json(spec.stage), lambda step: data.latents(step, codec), device,
+        stage_cfg = replace(DMDStageConfig.from_json(spec.stage), garment_layout=spec.data.garment_layout)
+        return DMDStage(stage_cfg, lambda step: data.latents(step, codec), device,
                         codec=codec, reward=GarmentFidelityReward(), dist=info)
     raise ValueError(f"unknown stage {name!r}; stages are {list(STAGE_NAMES)}")
 

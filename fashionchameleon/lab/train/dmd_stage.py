@@ -83,6 +83,7 @@ class DMDStageConfig(JsonConfig):
     phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
     reproject: bool = False  # the stream's codec re-projection, likewise (needs the stage's codec)
     chunk_frames: int = 3
+    garment_layout: str = "frame"  # the data's flat-lay layout, which the student streams with (build_stage sets it)
     ema_decay: float = 0.99
     ema_start: int = 200
     seed: int = 0
@@ -105,7 +106,7 @@ class DMDStageConfig(JsonConfig):
         """The stream layout of the rollouts: what an exported student streams with."""
         trained = StreamConfig.trained(self.chunk_frames, self.scored_chunks)
         return dataclasses.replace(trained, steps=self.steps, shift=self.shift, phase_norm=self.phase_norm,
-                                   reproject=self.reproject)
+                                   reproject=self.reproject, garment_layout=self.garment_layout)
 
 
 class DMDStage:

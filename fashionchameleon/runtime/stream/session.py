@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..garment_layout import lay_out
 from .cache import REFERENCE, CacheLayout, KVCache, garment_segment
 from ..encoders.codec import LatentCodec
 from ..config import StreamConfig
@@ -124,7 +125,7 @@ class StreamSession:
                                  rope_theta=model.cfg.rope_theta)
             refs = self._encode(references)  # [N, C, 1, h, w]
             state = _Fields(references=refs.permute(1, 2, 0, 3, 4).reshape(1, refs.shape[1], -1, *self.latent_hw),
-                            garments={slot: self._encode(img[None]) for slot, img in garments.items()})
+                            garments={slot: self._encode_garment(slot, img) for slot, img in garments.items()})
             condition_pass(model, self.cache, self.text, self._condition_latents(state))
         self._f = state
 
@@ -151,6 +152,10 @@ class StreamSession:
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images `[N, 3, H, W]` in [-1, 1] -> standalone latents `[N, C, 1, h, w]` on the model's device."""
         return self.codec.encode_image(images.to(self.model.device, torch.float32)).float()
+
+    def _encode_garment(self, slot: str, image: torch.Tensor) -> torch.Tensor:
+        """One garment image `[3, H, W]` -> its latent `[1, C, 1, h, w]`, in the stream's garment layout."""
+        return self._encode(lay_out(image, slot, self.config.garment_layout)[None])
 
     def _condition_latents(self, f: _Fields) -> dict[tuple[str, int], torch.Tensor]:
         out = {(REFERENCE, i): f.references[:, :, i:i + 1] for i in range(f.references.shape[2])}
@@ -257,7 +262,7 @@ class StreamSession:
             f.segment_start
         with torch.no_grad(), self.cache.transaction():
             if due:
-                new = {e.slot: f.garments[e.slot] if e.garment is None else self._encode(e.garment[None])
+                new = {e.slot: f.garments[e.slot] if e.garment is None else self._encode_garment(e.slot, e.garment)
                        for e in due if e.policy.refresh}
                 policy = _merge_policies([e.policy for e in due])
                 log.debug("chunk %d: switching %s with %s", f.chunk_index, [e.slot for e in due], policy)
