@@ -1,6 +1,6 @@
 """Where does a teacher lose the garment's texture? Denoise partly noised ground truth and score it.
 
-    python tools/pattern_by_noise.py --weights DIR [--framing fashion] [--sigmas 0 0.3 0.6 1] [--samples 24]
+    python tools/pattern_by_noise.py --weights DIR [--framing fashion] [--garment-layout body] [--sigmas 0 0.3 0.6 1]
 
 For each start noise level sigma0, every held-out case's ground-truth clip is encoded, noised to
 sigma0 (`FlowMatchSchedule.add_noise`) and denoised by the teacher along the part of its 30-step
@@ -90,6 +90,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="folder with codec, text and teacher safetensors")
     p.add_argument("--framing", default="fashion", choices=("full_body", "fashion"))
+    p.add_argument("--garment-layout", default="frame", choices=("frame", "body"),
+                   help="the conditions' flat-lays: as photographed, or laid where worn (the teacher's data config)")
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 0.3, 0.6, 1.0])
     p.add_argument("--samples", type=int, default=24)
     p.add_argument("--steps", type=int, default=30, help="steps of the full schedule (the tail is used)")
@@ -100,7 +102,8 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_embedded(Path(args.weights), parts=("teacher",))
-    cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing)
+    cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing,
+                     garment_layout=args.garment_layout)
     cases = build_cases(cfg)  # built once: their candidate descriptors are memoised across the levels
     rows = []
     for sigma0 in args.sigmas:
