@@ -1,4 +1,4 @@
-"""Garment layouts (`runtime.garment_layout`): "body" lays each flat-lay where the garment is worn in the portrait world."""
+"""Garment layouts (`runtime.garment_layout`): "body" lays a flat-lay where the garment is worn (portrait world)."""
 from __future__ import annotations
 
 import numpy as np

@@ -16,11 +16,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..runtime.files.paths import SAMPLES_DIR
+
+if TYPE_CHECKING:  # the world is imported where it is used (importing this module renders nothing)
+    from .synthetic import WorldConfig
 
 __all__ = ["SampleSet", "sample_world", "build_sample_set", "sample_set_of", "export_sample_set", "load_sample_inputs",
            "worn_outfit_renders", "SAMPLE_SEED", "SAMPLES_DIR"]
@@ -28,7 +32,7 @@ __all__ = ["SampleSet", "sample_world", "build_sample_set", "sample_set_of", "ex
 SAMPLE_SEED = 2_000_012  # a test-split seed: a person and textures never seen in training
 
 
-def sample_world(framing: str = "full_body", size: int = 128):
+def sample_world(framing: str = "full_body", size: int = 128) -> WorldConfig:
     """The `WorldConfig` of the sample set's stills (one frame, upper and lower slots) in `framing`."""
     from .synthetic import WorldConfig
 
@@ -38,7 +42,7 @@ def sample_world(framing: str = "full_body", size: int = 128):
 @dataclass
 class SampleSet:
     seed: int
-    world: object  # the WorldConfig of the stills (`sample_world`); (H, W) = world.frame_size
+    world: WorldConfig  # the stills' world (`sample_world`); (H, W) = world.frame_size
     prompt: str
     reference: torch.Tensor  # [3, H, W] in [-1, 1]: the person, wearing something else
     reference_back: torch.Tensor  # [3, H, W]: a second view of the same outfit
@@ -70,7 +74,7 @@ def _other_garment(rng: np.random.Generator, kind: str, avoid: list) -> object:
     raise RuntimeError("could not draw a distinct garment")  # pragma: no cover - 64 tries always suffice
 
 
-def build_sample_set(world=None) -> SampleSet:
+def build_sample_set(world: WorldConfig | None = None) -> SampleSet:
     """The sample set drawn in `world` (a `sample_world`; default the square full-body one)."""
     from .synthetic import make_sample, plan_sample, render_with
 
@@ -96,7 +100,7 @@ def sample_set_of(samples: str | Path = SAMPLES_DIR) -> SampleSet:
     return build_sample_set(world)
 
 
-def export_sample_set(out_dir: str | Path, world=None) -> list[Path]:
+def export_sample_set(out_dir: str | Path, world: WorldConfig | None = None) -> list[Path]:
     """Write the sample PNGs and a `samples.json` index; returns the written paths."""
     from ..runtime.files.images import save_png
 

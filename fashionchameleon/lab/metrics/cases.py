@@ -154,7 +154,8 @@ def _standard_case(index: int, seed: int, cfg: EvalConfig) -> EvalCase:
     return EvalCase(
         index=index, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
         person_target=pwhere[0], switch_sample=sample,
-        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.frame_size, cfg.garment_layout), new), switch_outfits=switch_outfits,
+        switch=Switch(cfg.switch_frame, slot, _flat(new, slot, cfg.frame_size, cfg.garment_layout), new),
+        switch_outfits=switch_outfits,
         switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=tslot,
         tryoff_flats=_tryoff_flats(outfits, tslot, cfg.frame_size), tryoff_target=where[0],
         tryoff_frame=cfg.frames // 2,
@@ -228,7 +229,8 @@ def build_garment_cases(garments: Sequence[tuple[str, Garment]], cfg: EvalConfig
         cases.append(EvalCase(
             index=i, seed=seed, sample=sample, outfits=outfits, target=where[0], people=people,
             person_target=pwhere[0], switch_sample=switch_sample,
-            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.frame_size, cfg.garment_layout), {kind: g}),
+            switch=Switch(cfg.switch_frame, kind, _flat({kind: g}, kind, cfg.frame_size, cfg.garment_layout),
+                          {kind: g}),
             switch_outfits=switch_outfits, switch_target=swhere[0], switch_old=swhere[1], tryoff_slot=kind,
             tryoff_flats=_tryoff_flats(outfits, kind, cfg.frame_size), tryoff_target=where[0],
             tryoff_frame=cfg.frames // 2, label=name))

@@ -25,9 +25,8 @@ from .templates import KINDS, LOWER_SHAPES, TEMPLATES, UPPER_SHAPES, template_al
 from .textures import (GLYPHS, ImageTexture, Logo, Solid, Texture, render_texture, sample_texture, scale_pattern,
                        texture_colours)
 
-__all__ = ["Garment", "FrameSize", "frame_hw", "garment_atlas", "flat_lay", "outfit_flat_lay", "sample_garment",
-           "laid_out",
-           "garments_differ", "restyle", "coarsened", "mosaic", "sample_atlas", "LOGO_CENTRES"]
+__all__ = ["Garment", "FrameSize", "frame_hw", "garment_atlas", "flat_lay", "outfit_flat_lay", "laid_out",
+           "sample_garment", "garments_differ", "restyle", "coarsened", "mosaic", "sample_atlas", "LOGO_CENTRES"]
 
 # where a logo sits: the chest, the wearer's right chest of an open jacket, the wearer's right thigh
 LOGO_CENTRES = {"upper": (0.0, -0.35), "jacket": (-0.34, -0.3), "lower": (-0.27, -0.1)}

@@ -28,9 +28,9 @@ import numpy as np
 from torch import Tensor
 
 from ...runtime.config import JsonConfig
+from ...runtime.garment_layout import GARMENT_LAYOUTS
 from .background import BackgroundSpec, render_background, sample_background_spec
 from .camera import FRAMINGS, Camera
-from ...runtime.garment_layout import GARMENT_LAYOUTS
 from .garments import Garment, coarsened, garments_differ, laid_out, sample_garment
 from .motion import FPS, MOTION_NAMES, MotionParams, Pose, motion_prompt, pose_clip, sample_motion
 from .people import Person, sample_person

@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..garment_layout import lay_out
 from .cache import REFERENCE, CacheLayout, KVCache, garment_segment
 from ..encoders.codec import LatentCodec
 from ..config import StreamConfig
+from ..garment_layout import lay_out
 from ..cpu_memory import keep_freed_memory
 from ..dit.model import WanDiT
 from .reproject import check_reprojectable, codec_round_trip
