@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
-from fashionchameleon.lab.metrics.generators import covering_frames  # noqa: E402
+from fashionchameleon.lab.metrics.generators import covering_frames, teacher_inputs  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.stream.sampler import sample_teacher  # noqa: E402
 from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule  # noqa: E402
@@ -73,10 +73,7 @@ class NoisedTruthTeacher:
             video = torch.cat([video, video[-1:].expand(n - video.shape[0], -1, -1, -1)])
         x0 = codec.encode_video(video.transpose(0, 1)[None].float()).float()  # [1, C, F, h, w]
         if self.sigma0 > 0:
-            enc = lambda images: codec.encode_image(images.float()).float()  # noqa: E731 [N, C, 1, h, w]
-            conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
-            conditions = conditions.permute(2, 1, 0, 3, 4)  # [1, C, N, h, w]
-            text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
+            conditions, text, negative = teacher_inputs(model, sample)
             schedule = TailSchedule(shift=self.shift, start=1000.0 * self.sigma0, full_steps=self.steps)
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)))
             start = schedule.add_noise(x0, noise, schedule.start)

@@ -178,6 +178,16 @@ class StudentGenerator:
         return torch.cat(out)[:frames].clamp(-1.0, 1.0)
 
 
+def teacher_inputs(model, sample: Sample) -> tuple[Tensor, Tensor, Tensor]:
+    """What the teacher is conditioned on for `sample`, on its device: condition latents `[1, C, N, h, w]`
+    (the reference views, then the garment slots in order), the prompt's and the empty prompt's features."""
+    codec, device = model.codec, model.teacher.device
+    enc = lambda images: codec.encode_image(images.to(device, torch.float32)).float()  # noqa: E731 [N,C,1,h,w]
+    conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
+    text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
+    return conditions.permute(2, 1, 0, 3, 4), text.to(device), negative.to(device)
+
+
 class TeacherGenerator:
     """The bidirectional teacher (`sample_teacher`): the whole clip at once, text CFG, no switches."""
 
@@ -200,15 +210,11 @@ class TeacherGenerator:
         if list(switches):
             raise ValueError("the bidirectional teacher generates whole clips and cannot switch garments")
         model, codec, dit = self.model, self.model.codec, self.model.teacher
-        device = dit.device
-        enc = lambda images: codec.encode_image(images.to(device, torch.float32)).float()  # noqa: E731 [N,C,1,h,w]
-        conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
-        conditions = conditions.permute(2, 1, 0, 3, 4)  # [1, C, N, h, w]: references, then slots in order
-        text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
+        conditions, text, negative = teacher_inputs(model, sample)
         n = covering_frames(codec, frames)
         shape = (1, codec.latent_channels, codec.latent_frames(n), *conditions.shape[-2:])
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
-        latents = sample_teacher(dit, conditions, text.to(device), negative.to(device), noise,
+        latents = sample_teacher(dit, conditions, text, negative, noise,
                                  FlowMatchSchedule(shift=self.shift), self.steps, self.cfg)
         video, _ = codec.decode(latents)
         return video[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
