@@ -85,6 +85,37 @@ def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_p
     assert stage.cfg.garment_layout == "body" and stage.cfg.trained_stream.garment_layout == "body"
 
 
+def test_a_teacher_records_the_garment_layout_of_its_data_and_the_eval_lays_out_its_conditions(pipeline, tmp_path):
+    import shutil
+
+    from fashionchameleon.lab.metrics.generators import teacher_inputs
+    from fashionchameleon.lab.synthetic import WorldConfig, make_sample
+    from fashionchameleon.lab.train.cli import TrainFile, build_stage
+    from fashionchameleon.runtime.embedded import load_embedded
+    from fashionchameleon.runtime.garment_layout import LAYOUT_KEY, lay_out
+
+    root, codec, dit = pipeline
+    assert LAYOUT_KEY not in load_checkpoint(root / "teacher" / "teacher.safetensors").metadata  # "frame" data
+    cfg = _write(tmp_path / "t.json", dit, codec, framing="fashion", height=64, width=64, garment_layout="body")
+    stage = build_stage("teacher", TrainFile.read(cfg), torch.device("cpu"))
+    assert stage.cfg.garment_layout == "body"
+    weights = tmp_path / "w"
+    stage.export(weights)
+    assert load_checkpoint(weights / "teacher.safetensors").metadata[LAYOUT_KEY] == "body"
+    shutil.copy(codec, weights / "codec.safetensors")
+    model = load_embedded(weights, parts=("teacher",))
+    assert model.teacher_layout == "body"
+    sample = make_sample(3, WorldConfig(size=64, frames=4))  # flat-lays as photographed
+    conditions = teacher_inputs(model, sample)[0]  # [1, C, refs + slots, h, w]
+    slot, image = next(iter(sample.garments.items()))
+    expect = model.codec.encode_image(lay_out(image, slot, "body")[None]).float()[:, :, 0]
+    assert torch.allclose(conditions[:, :, len(sample.references)], expect)
+    assert not torch.allclose(lay_out(image, slot, "body"), image)
+    with pytest.raises(ValueError, match="garment_layout"):
+        build_stage("teacher", TrainFile.read(_write(tmp_path / "bad.json", {**dit, "garment_layout": "floor"},
+                                                     codec)), torch.device("cpu"))
+
+
 def test_resume_continues_the_step_count(pipeline, tmp_path):
     root, codec, dit = pipeline
     cfg = _write(tmp_path / "t.json", dit, codec, steps=1)

@@ -18,6 +18,7 @@ from .files.dit_loading import build_dit
 from .encoders.codec import LatentCodec, TinyCodec, TinyCodecConfig
 from .config import TRAINED_STREAM_KEY, StreamConfig
 from .dit.model import WanDiT
+from .garment_layout import recorded_layout
 from .stream.reproject import reprojectable
 from .rules import require_student
 from .stream.session import StreamSession
@@ -67,6 +68,7 @@ class EmbeddedModel:
     teacher: WanDiT | None = None
     tryoff: WanDiT | None = None
     stream_config: StreamConfig = field(default_factory=StreamConfig)
+    teacher_layout: str = "frame"  # where the teacher's garment images go before encoding (its file's LAYOUT_KEY)
 
     def session(self, references: torch.Tensor, garments: dict[str, torch.Tensor], prompt: str = "", seed: int = 0,
                 config: StreamConfig | None = None, model: WanDiT | None = None, codec: LatentCodec | None = None,
@@ -108,4 +110,7 @@ def load_embedded(weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | 
     if "student" in dits:
         path = root / PARTS["student"]
         model.stream_config = trained_stream_config(read_header(path).get("__metadata__", {}), path) or StreamConfig()
+    if "teacher" in dits:
+        path = root / PARTS["teacher"]
+        model.teacher_layout = recorded_layout(read_header(path).get("__metadata__", {}), path)
     return model

@@ -6,6 +6,7 @@
     BODY_BOXES                  per slot, (top, bottom, left, right) as shares of the frame
     ink_box(image)              the pixel box of what is not white in a flat-lay
     lay_out(image, slot, name)  the image in a layout (`[3, H, W]` in [-1, 1] -> the same shape)
+    recorded_layout(metadata)   the layout a DiT checkpoint says it was trained with (LAYOUT_KEY)
 
 With the "body" layout an image token of the garment and a token of the video at the same grid
 position show the same part of the garment, so a small DiT can carry the texture across by
@@ -14,17 +15,24 @@ world's flat-lays), evaluation and the stream (a user's photos), so all three se
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["GARMENT_LAYOUTS", "BODY_BOXES", "ink_box", "lay_out"]
+from .files.checkpoint import CheckpointError
+
+__all__ = ["GARMENT_LAYOUTS", "BODY_BOXES", "LAYOUT_KEY", "ink_box", "lay_out", "recorded_layout"]
 
 GARMENT_LAYOUTS = ("frame", "body")
 # the mean box of the garment's mask on the first frame of 40 train-split samples of the portrait world
 # (tests/test_garment_layout.py measures it again); "full" (both pieces on one sheet) spans both
 BODY_BOXES = {"upper": (0.24, 0.64, 0.25, 0.75), "lower": (0.60, 0.96, 0.29, 0.72),
               "full": (0.24, 0.96, 0.25, 0.75)}
+# a teacher or forcing checkpoint's metadata entry naming the layout of the flat-lays it was trained on
+# (absent: "frame"); a student records it inside its `trained_stream` instead
+LAYOUT_KEY = "garment_layout"
 WHITE = 0.96  # a pixel brighter than this in every channel ([-1, 1] scale) is the sheet, not the garment
 
 
@@ -64,3 +72,12 @@ def lay_out(image: Tensor, slot: str, layout: str = "frame") -> Tensor:
     ys, xs = slice(max(0, y0), min(h, y0 + ph)), slice(max(0, x0), min(w, x0 + pw))
     out[:, ys, xs] = piece[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0].to(image.dtype)
     return out
+
+
+def recorded_layout(metadata: Mapping[str, str], path: object = "") -> str:
+    """The garment layout a checkpoint's `metadata` records (`LAYOUT_KEY`; "frame" when it records none)."""
+    layout = metadata.get(LAYOUT_KEY, "frame")
+    if layout not in GARMENT_LAYOUTS:
+        raise CheckpointError(f"{path}: metadata {LAYOUT_KEY!r} is {layout!r}, not one of {GARMENT_LAYOUTS}; re-ship the "
+                         f"file with `python -m fashionchameleon ship --meta {LAYOUT_KEY}=frame` (or body)")
+    return layout

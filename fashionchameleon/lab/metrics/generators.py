@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime
 import torch
 from torch import Tensor
 
+from ...runtime.garment_layout import lay_out
 from ...runtime.stream.rescheduling import SwitchPolicy
 from ...runtime.stream.schedule import FlowMatchSchedule
 from ..synthetic import Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image, plan_sample
@@ -180,10 +181,12 @@ class StudentGenerator:
 
 def teacher_inputs(model, sample: Sample) -> tuple[Tensor, Tensor, Tensor]:
     """What the teacher is conditioned on for `sample`, on its device: condition latents `[1, C, N, h, w]`
-    (the reference views, then the garment slots in order), the prompt's and the empty prompt's features."""
-    codec, device = model.codec, model.teacher.device
+    (the reference views, then the garment slots in order, each in the teacher's garment layout), the
+    prompt's and the empty prompt's features."""
+    codec, device, layout = model.codec, model.teacher.device, model.teacher_layout
     enc = lambda images: codec.encode_image(images.to(device, torch.float32)).float()  # noqa: E731 [N,C,1,h,w]
-    conditions = torch.cat([enc(sample.references)] + [enc(g[None]) for g in sample.garments.values()])
+    garments = [enc(lay_out(g, slot, layout)[None]) for slot, g in sample.garments.items()]
+    conditions = torch.cat([enc(sample.references)] + garments)
     text, negative = model.text.encode([sample.prompt]), model.text.encode([""])
     return conditions.permute(2, 1, 0, 3, 4), text.to(device), negative.to(device)
 

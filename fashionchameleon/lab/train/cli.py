@@ -77,7 +77,8 @@ def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo
     codec = _load_codec_for_training(spec.codec, device)
     if name in ("teacher", "forcing"):
         cls = TeacherStage if name == "teacher" else ForcingStage
-        return cls(DiffusionStageConfig.from_json(spec.stage), lambda step: data.latents(step, codec), device, info)
+        stage_cfg = replace(DiffusionStageConfig.from_json(spec.stage), garment_layout=spec.data.garment_layout)
+        return cls(stage_cfg, lambda step: data.latents(step, codec), device, info)
     if name == "tryoff":
         return TryOffStage(DiffusionStageConfig.from_json(spec.stage), lambda step: data.canvas(step, codec), device,
                            info)

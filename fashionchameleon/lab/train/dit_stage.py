@@ -9,6 +9,7 @@ import torch
 from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
 from ...runtime.files.dit_loading import load_dit_state
 from ...runtime.config import JsonConfig, ModelConfig, preset
+from ...runtime.garment_layout import GARMENT_LAYOUTS, LAYOUT_KEY
 from ...runtime.dit.model import WanDiT
 from ...runtime.stream.schedule import FlowMatchSchedule, training_weight
 from ...runtime.stream.seeding import generator_for
@@ -50,8 +51,11 @@ class DiffusionStageConfig(JsonConfig):
     # > 0 keeps an exponential moving average of the DiT (e.g. 0.999); export then writes the average
     ema_decay: float = 0.0
     seed: int = 0
+    garment_layout: str = "frame"  # the data's flat-lay layout, recorded in the export (build_stage sets it)
 
     def __post_init__(self) -> None:
+        if self.garment_layout not in GARMENT_LAYOUTS:
+            raise ValueError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
         if self.timestep_weight not in TIMESTEP_WEIGHTS:
             raise ValueError(f"timestep_weight must be one of {list(TIMESTEP_WEIGHTS)}, got {self.timestep_weight!r}")
 
@@ -158,5 +162,7 @@ class DiTStage:
 
     def export(self, out_dir: Path) -> list[Path]:
         out, model = Path(out_dir), self.exported_model()
-        return [save_checkpoint(out / f"{self.name}.safetensors", model.state_dict(), self.export_stage, self.model_cfg),
+        layout = {LAYOUT_KEY: self.cfg.garment_layout} if self.cfg.garment_layout != "frame" else None
+        return [save_checkpoint(out / f"{self.name}.safetensors", model.state_dict(), self.export_stage, self.model_cfg,
+                                layout),
                 save_checkpoint(out / "text.safetensors", self.text.state_dict(), "text", self.text.config)]
