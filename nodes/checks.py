@@ -111,8 +111,8 @@ def check_image(image: object, name: str, max_side: int | None = None) -> Tensor
     h, w = x.shape[1:3]
     if max_side is not None and max(h, w) > max_side:
         raise ValueError(f"{name}: the image is {h}x{w} pixels (height x width); the largest side this pack takes is "
-                         f"{max_side} px: scale it down first (core's 'Upscale Image' node, e.g. to 128 px for the "
-                         f"embedded model)")
+                         f"{max_side} px: scale it down first (core's 'Upscale Image' node, e.g. to 112 x 144 "
+                         f"px for the embedded model)")
     x = x.detach().float()
     _check_values(x, name)
     if x.shape[-1] == 4:

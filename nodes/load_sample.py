@@ -54,7 +54,7 @@ class LoadSample(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="image",
                                      tooltip="The sample as an IMAGE [1, height, width, 3] in 0..1 (RGB), "
-                                             "128x128 px for the bundled samples.")],
+                                             "112 x 144 px (width x height) for the bundled samples.")],
         )
 
     @classmethod

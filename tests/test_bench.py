@@ -22,6 +22,7 @@ from fashionchameleon.lab.bench.measure import Clock, TimedCodec, percentile
 from fashionchameleon.lab.bench.setup import embedded_setup
 from fashionchameleon.lab.bench.standins import VAE_FACTORS, RandomPromptEncoder, StandInCodec, VaeFactors
 from fashionchameleon.lab.bench.suite import run_bench
+from fashionchameleon.lab.samples import sample_set_of
 from fashionchameleon.lab.bench.switch import switch_latency
 from fashionchameleon.runtime.encoders.codec import TinyCodec
 from fashionchameleon.runtime.config import StreamConfig, preset
@@ -86,7 +87,8 @@ def test_bench_embedded_path_measures_switch_latency():
                       switch_after_chunks=1, switch_chunks=2, peak_size=64, peak_seconds=0.01)
     r = run_bench(cfg, embedded_setup(model, cfg, Clock("cpu")))
     _check_result(r)
-    assert r["weights"] == "embedded" and r["resolution"] == [128, 128] and r["preset"] == "tiny"
+    assert r["weights"] == "embedded" and r["preset"] == "tiny"
+    assert r["resolution"] == list(sample_set_of().world.frame_size)  # the bundled samples' frame
     sw = r["details"]["switch"]
     assert sw["request_frame"] == 12 and len(sw["retrieved_new_outfit"]) == 24  # 2 chunks of 12 frames
     assert set(sw["retrieved_new_outfit"]) <= {0, 1}

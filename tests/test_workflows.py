@@ -292,7 +292,8 @@ def test_a_sample_loads_as_an_rgb_image_batch_of_one(sample_node):
         (out,) = sample_node.LoadSample.execute(image="garment2_upper.png").args
     with Image.open(SAMPLES / "garment2_upper.png") as f:
         want = torch.from_numpy(np.asarray(f.convert("RGB"), dtype=np.float32) / 255.0)
-    assert out.shape == (1, 128, 128, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert out.shape == (1, *want.shape) and want.shape[2] == 3
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
     assert torch.allclose(out[0], want, atol=1e-6) and out.min() >= 0 and out.max() <= 1
 
 

@@ -1,6 +1,6 @@
 """Ground truth beside the model's stream on held-out cases, with a garment switch: the README's picture.
 
-    python tools/gt_vs_generated.py [--weights weights] [--framing full_body] [--cases 6] [--out docs/gt_vs_generated.jpg]
+    python tools/gt_vs_generated.py [--weights weights] [--framing fashion] [--cases 6] [--out docs/gt_vs_generated.jpg]
 
 For each of the first `--cases` test-split cases of the evaluation (`fashionchameleon.lab.metrics`,
 the same cases `python -m fashionchameleon eval` scores), the switch clip is drawn twice: the world's
@@ -24,6 +24,7 @@ from fashionchameleon.lab.contact_sheet import render_contact_sheet  # noqa: E40
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.generators import OracleGenerator, StudentGenerator  # noqa: E402
+from fashionchameleon.lab.weights_world import weights_world  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.files.optional_deps import require_pillow  # noqa: E402
 
@@ -52,7 +53,8 @@ def case_rows(case, student: StudentGenerator, frames: int, columns: list[int]) 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=str(ROOT / "weights"), help="model folder (load_embedded)")
-    p.add_argument("--framing", default="full_body", help="the world the cases come from: full_body | fashion")
+    p.add_argument("--framing", help="the world the cases come from: full_body | fashion (default: the one the "
+                   "weights record, as `eval` does)")
     p.add_argument("--cases", type=int, default=6)
     p.add_argument("--columns", type=int, default=7, help="frames per row")
     p.add_argument("--threads", type=int, default=2)
@@ -61,7 +63,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model = load_embedded(args.weights, parts=("student",))
     student = StudentGenerator(model)
-    cfg = EvalConfig(samples=args.cases, framing=args.framing, chunk=student.chunk_frames)
+    recorded = weights_world(args.weights)
+    framing = args.framing or (recorded[0]["framing"] if recorded else "full_body")
+    cfg = EvalConfig(samples=args.cases, framing=framing, chunk=student.chunk_frames)
     columns = frame_columns(cfg.frames, cfg.switch_frame, args.columns)
     rows, labels, marked = [], [], {}
     for case in build_cases(cfg):

@@ -36,7 +36,9 @@ class EvalConfig(JsonConfig):
     teacher_samples: int = 4  # teacher vs student on the first cases
     ablation_samples: int = 12  # rescheduling ablation on the first cases
     teacher_steps: int = 30
-    teacher_cfg: float = 3.0
+    # text CFG of the teacher row; 1 = none: on the portrait world the teacher's CFG-3 samples are confetti and
+    # score 3-5 cases of 24 lower (docs/training-log.md); GR-DMD's real score keeps its own guidance (3)
+    teacher_cfg: float = 1.0
     tryoff_steps: int = 30
     stride: int = 1  # frame step inside descriptor windows (2 halves the descriptor cost)
     analysis_scale: int = 2  # descriptors judge frames area-downsampled by this (blur tolerance)
