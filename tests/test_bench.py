@@ -22,8 +22,8 @@ from fashionchameleon.lab.bench.measure import Clock, TimedCodec, percentile
 from fashionchameleon.lab.bench.setup import embedded_setup
 from fashionchameleon.lab.bench.standins import VAE_FACTORS, RandomPromptEncoder, StandInCodec, VaeFactors
 from fashionchameleon.lab.bench.suite import run_bench
-from fashionchameleon.lab.samples import sample_set_of
 from fashionchameleon.lab.bench.switch import switch_latency
+from fashionchameleon.lab.samples import sample_set_of
 from fashionchameleon.runtime.encoders.codec import TinyCodec
 from fashionchameleon.runtime.config import StreamConfig, preset
 from fashionchameleon.runtime.embedded import EmbeddedModel

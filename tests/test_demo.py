@@ -22,7 +22,8 @@ def test_demo_writes_video_sheet_and_metrics(tmp_path):
     model = EmbeddedModel(TinyCodec().eval(), TinyPromptEncoder().eval(),
                           student=WanDiT(preset("tiny").replace(num_layers=1)).eval())
     m = run_demo(DemoConfig(frames=36, switch_frames=(12, 24), out=tmp_path, sheet_every=3), model=model)
-    assert m["frames"] == 36 and m["resolution"] == list(sample_set_of().world.frame_size)  # the bundled samples' frame
+    assert m["frames"] == 36
+    assert m["resolution"] == list(sample_set_of().world.frame_size)  # the bundled samples' frame
     assert [c["expected_outfit"] for c in m["chunks"]] == [1, 2, 3]
     assert 0.0 <= m["garment_retrieval"] <= 1.0 and len(m["switch_continuity"]) == 2
     assert json.loads((tmp_path / "metrics.json").read_text())["frames"] == 36

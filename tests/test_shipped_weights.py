@@ -47,10 +47,10 @@ def student_garment_retrieval() -> float:
     from fashionchameleon.lab.metrics.scores import garment_retrieval
     from fashionchameleon.lab.metrics.generators import StudentGenerator
 
-    from fashionchameleon.lab.weights_world import weights_world
+    from fashionchameleon.lab.weights_world import weights_world, world_fields
 
-    world = (weights_world(WEIGHTS_DIR) or ({},))[0]  # the world the files record (none: the full-body one)
-    cfg = EvalConfig.quick(samples=6, **{k: world[k] for k in ("framing", "height", "width") if k in world})
+    recorded = weights_world(WEIGHTS_DIR)  # the world the files record (none: the full-body one)
+    cfg = EvalConfig.quick(samples=6, **world_fields(recorded and recorded[0]))
     return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), build_cases(cfg), cfg)["garment"]
 
 

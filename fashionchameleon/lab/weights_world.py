@@ -14,9 +14,10 @@ from pathlib import Path
 from ..runtime.embedded import PARTS
 from ..runtime.files.checkpoint import read_header
 
-__all__ = ["WORLD_KEY", "world_meta", "weights_world"]
+__all__ = ["WORLD_KEY", "WORLD_FIELDS", "world_meta", "weights_world", "world_fields"]
 
 WORLD_KEY = "trained_world"
+WORLD_FIELDS = ("framing", "height", "width")  # what a recorded world sets in a WorldConfig / EvalConfig
 GENERATORS = ("student", "teacher", "tryoff")  # the parts that learned from the world, in the order asked
 
 
@@ -42,3 +43,8 @@ def weights_world(folder: str | Path) -> tuple[dict, str] | None:
                 raise ValueError(f"{path}: metadata {WORLD_KEY!r} must be a JSON object with a 'framing', got {raw!r}")
             return world, path.name
     return None
+
+
+def world_fields(world: dict | None) -> dict:
+    """The `WorldConfig` / `EvalConfig` fields a recorded world (`weights_world(...)[0]`) sets; {} for None."""
+    return {k: world[k] for k in WORLD_FIELDS if k in world} if world else {}

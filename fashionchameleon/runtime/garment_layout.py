@@ -78,6 +78,7 @@ def recorded_layout(metadata: Mapping[str, str], path: object = "") -> str:
     """The garment layout a checkpoint's `metadata` records (`LAYOUT_KEY`; "frame" when it records none)."""
     layout = metadata.get(LAYOUT_KEY, "frame")
     if layout not in GARMENT_LAYOUTS:
-        raise CheckpointError(f"{path}: metadata {LAYOUT_KEY!r} is {layout!r}, not one of {GARMENT_LAYOUTS}; re-ship the "
-                         f"file with `python -m fashionchameleon ship --meta {LAYOUT_KEY}=frame` (or body)")
+        raise CheckpointError(f"{path}: metadata {LAYOUT_KEY!r} is {layout!r}, not one of {GARMENT_LAYOUTS}; "
+                              f"re-ship the file with `python -m fashionchameleon ship --meta {LAYOUT_KEY}=frame` "
+                              f"(or body)")
     return layout

@@ -25,7 +25,7 @@ from .config import SECTIONS, EvalConfig
 from .evaluate import run_eval
 from .report import markdown_table, write_report
 from .user_garments import load_garments
-from ..weights_world import weights_world
+from ..weights_world import WORLD_FIELDS, weights_world, world_fields
 
 __all__ = ["add_parser", "main", "load_model"]
 
@@ -80,8 +80,8 @@ def _config(args: argparse.Namespace, world: dict | None = None) -> EvalConfig:
         ("samples", "samples"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
         ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"), ("framing", "framing"),
         ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
-    if world and not any(k in changes for k in ("size", "framing", "height", "width")):
-        changes.update({k: world[k] for k in ("framing", "height", "width") if k in world})
+    if not any(k in changes for k in ("size", *WORLD_FIELDS)):
+        changes.update(world_fields(world))
     if args.garments and "sections" not in changes:
         changes["sections"] = GARMENT_SECTIONS
     if "long_frames" in changes:  # keep the drift windows inside a shorter stream
