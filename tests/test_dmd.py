@@ -190,3 +190,34 @@ def test_rollouts_can_apply_the_streams_codec_reprojection_once_the_window_slide
     assert projected_cfg.trained_stream.reproject and not plain_cfg.trained_stream.reproject
     with pytest.raises(ValueError, match="reproject needs the stage's codec"):
         DMDStage(projected_cfg, _batch)
+
+
+def test_streaming_long_tuning_carries_a_stream_across_steps_and_restarts_it_at_its_depth():
+    """With `carry_chunks` each step's scored chunks continue the previous step's stream (same batch, same
+    cache, deeper in it) until the next step would pass `carry_chunks`; then a new batch starts a new
+    stream. Off (0), every step draws its batch and starts over."""
+    drawn = []
+
+    def batches(step):
+        drawn.append(step)
+        return _batch(step)
+
+    kw = dict(model=MICRO, text=TEXT, num_chunks=3, score_chunks=2, reweight=False, update_ratio=1)
+    stage = DMDStage(DMDStageConfig(**kw, carry_chunks=7), batches)
+    depths, caches = [], []
+    for step in range(1, 6):
+        stage.train_step(step)
+        depths.append(stage.carried.chunks if stage.carried else None)
+        caches.append(stage.carried.cache if stage.carried else None)
+    # step 1: new stream, 1 context chunk (fixed context) + 2 scored = 3; step 2: 5; step 3: 7, and a fourth
+    # step would pass 7
+    assert depths == [3, 5, None, 3, 5] and drawn == [1, 4]
+    assert caches[0] is caches[1] and caches[3] is not caches[0]
+    plain = DMDStage(DMDStageConfig(**kw), batches)
+    drawn.clear()
+    for step in range(1, 4):
+        plain.train_step(step)
+        assert plain.carried is None
+    assert drawn == [1, 2, 3]
+    with pytest.raises(ValueError, match="carry_chunks"):
+        DMDStageConfig(num_chunks=4, carry_chunks=2)

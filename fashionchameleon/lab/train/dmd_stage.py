@@ -28,6 +28,14 @@ stream's codec re-projection (`runtime/stream/reproject.py`) under the same cond
 is decoded and encoded again before its clean KV pass, and a scored chunk's value is the
 re-projected one while its gradient passes straight through (the round trip has none); the
 exported student streams with it.
+
+Streaming long tuning (`carry_chunks`, as LongLive trains for long videos): a step's stream carries on
+from the previous step's cache and batch, so its scored chunks sit deeper in a stream every step, up
+to `carry_chunks` chunks, after which a new batch starts a new stream (with its random context). The
+rollout stays `scored_chunks` chunks a step, yet the student is scored at the depths a 1,000-frame
+stream reaches. The carried cache was written by earlier steps' weights (as a stream's cache is
+written by the chunks before it); it is not part of the resumable state, so a resume starts a new
+stream.
 """
 from __future__ import annotations
 
@@ -54,7 +62,16 @@ from .dit_stage import DiffusionStageConfig, build_model_config, build_text, ini
 from .ema import lerp_parameters
 from .reward import ChunkReward, gr_weights
 
-__all__ = ["DMDStageConfig", "DMDStage"]
+__all__ = ["CarriedStream", "DMDStageConfig", "DMDStage"]
+
+
+@dataclass
+class CarriedStream:
+    """A rollout's stream kept for the next step (`carry_chunks`): its batch, its cache, chunks streamed."""
+
+    batch: LatentBatch
+    cache: KVCache
+    chunks: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class DMDStageConfig(JsonConfig):
     num_chunks: int = 4  # chunks per rollout
     score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
     random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
+    carry_chunks: int = 0  # streaming long tuning: carry a stream across steps up to this many chunks (0 = off)
     phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
     reproject: bool = False  # the stream's codec re-projection, likewise (needs the stage's codec)
     chunk_frames: int = 3
@@ -91,6 +109,8 @@ class DMDStageConfig(JsonConfig):
     def __post_init__(self) -> None:
         if not 0 <= self.score_chunks <= self.num_chunks:
             raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
+        if self.carry_chunks and self.carry_chunks < self.num_chunks:
+            raise ValueError(f"carry_chunks ({self.carry_chunks}) must be 0 or at least num_chunks ({self.num_chunks})")
 
     @property
     def scored_chunks(self) -> int:
@@ -140,6 +160,7 @@ class DMDStage:
                                          weight_decay=cfg.weight_decay)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas,
                                             weight_decay=cfg.weight_decay)
+        self.carried: CarriedStream | None = None  # the stream the next step carries on (`carry_chunks`)
 
     def modules(self):
         return {"generator": self.generator, "critic": self.critic, "ema": self.ema}
@@ -153,31 +174,40 @@ class DMDStage:
         most = self.cfg.max_context_chunks
         return int(torch.randint(0, most + 1, (1,), generator=g)) if self.cfg.random_context and most else most
 
-    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool,
-                context: int | None = None) -> torch.Tensor:
-        """Generate `context` (default `max_context_chunks`) context chunks, then the scored ones;
-        returns the scored chunks `[B, C, F, h, w]`, F = scored_chunks x chunk (their exit steps carry
-        gradient if `grad`; context chunks are denoised fully, without gradient)."""
-        cfg, gen = self.cfg, self.generator
-        conds = batch.conditions
-        b, ch, n, h, w = conds.shape
-        stream = cfg.trained_stream
+    def open_stream(self, batch: LatentBatch, text: TextKV) -> KVCache:
+        """A new rolling cache in the trained stream's layout, its condition frames written (no gradient)."""
+        conds, gen, stream = batch.conditions, self.generator, self.cfg.trained_stream
+        b, _, _, h, w = conds.shape
         layout = CacheLayout(reference_views=batch.references.shape[2], garment_slots=batch.slots,
                              sink_frames=stream.sink_frames, window_frames=stream.window_frames)
         cache = KVCache(layout, gen.cfg.num_layers, gen.cfg.num_heads, gen.cfg.head_dim, gen.tokens_per_frame((h, w)),
-                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=cfg.chunk_frames)
+                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=self.cfg.chunk_frames)
         with torch.no_grad():
             condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
                                               for i, item in enumerate(cache.condition_items())})
-        context = cfg.max_context_chunks if context is None else context
+        return cache
+
+    def stream_chunks(self, cache: KVCache, batch: LatentBatch, text: TextKV, context: int, exit_step: int,
+                      g: torch.Generator, grad: bool) -> torch.Tensor:
+        """Stream `context` context chunks (denoised fully, without gradient), then the scored ones up to
+        `exit_step` (gradient if `grad`), through `cache`; returns the scored chunks `[B, C, F, h, w]`,
+        F = scored_chunks x chunk."""
+        b, ch, _, h, w = batch.conditions.shape
         chunks = []
-        for index in range(context + cfg.scored_chunks):
+        for index in range(context + self.cfg.scored_chunks):
             scored = index >= context
-            x0 = self._chunk(cache, text, (b, ch, cfg.chunk_frames, h, w),
+            x0 = self._chunk(cache, text, (b, ch, self.cfg.chunk_frames, h, w),
                              exit_step if scored else len(self.timesteps) - 1, g, grad and scored)
             if scored:
                 chunks.append(x0)
         return torch.cat(chunks, dim=2)
+
+    def rollout(self, batch: LatentBatch, text: TextKV, exit_step: int, g: torch.Generator, grad: bool,
+                context: int | None = None) -> torch.Tensor:
+        """A new stream: `context` (default `max_context_chunks`) context chunks, then the scored ones
+        (`stream_chunks`)."""
+        context = self.cfg.max_context_chunks if context is None else context
+        return self.stream_chunks(self.open_stream(batch, text), batch, text, context, exit_step, g, grad)
 
     def _chunk(self, cache: KVCache, text: TextKV, shape: tuple[int, ...], exit_step: int, g: torch.Generator,
                grad: bool) -> torch.Tensor:
@@ -248,14 +278,22 @@ class DMDStage:
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         g = generator_for(cfg.seed, step)
-        batch = self.batches(step).to(self.device)
+        carried, self.carried = self.carried, None
+        batch = carried.batch if carried else self.batches(step).to(self.device)
         with torch.no_grad():  # prompt features are frozen; each network projects them with its own weights
             prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
             text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(prompt),
                                             self.teacher.text_kv(empty))
         gen_step = step % cfg.update_ratio == 0
         exit_step = int(torch.randint(0, len(self.timesteps), (1,), generator=g))
-        video = self.rollout(batch, text_c, exit_step, g, grad=gen_step, context=self.context_chunks(g))
+        if carried:
+            cache, context, streamed = carried.cache, 0, carried.chunks
+        else:
+            cache, context, streamed = self.open_stream(batch, text_c), self.context_chunks(g), 0
+        video = self.stream_chunks(cache, batch, text_c, context, exit_step, g, grad=gen_step)
+        streamed += context + cfg.scored_chunks
+        if streamed + cfg.scored_chunks <= cfg.carry_chunks:
+            self.carried = CarriedStream(batch, cache, streamed)
         metrics: dict[str, torch.Tensor] = {}
         if gen_step:
             loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
