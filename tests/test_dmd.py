@@ -221,3 +221,23 @@ def test_streaming_long_tuning_carries_a_stream_across_steps_and_restarts_it_at_
     assert drawn == [1, 2, 3]
     with pytest.raises(ValueError, match="carry_chunks"):
         DMDStageConfig(num_chunks=4, carry_chunks=2)
+
+
+def test_carry_every_interleaves_new_streams_with_the_carried_one():
+    """`carry_every=2`: odd steps roll out new streams from new batches and leave the carried stream
+    alone; even steps continue it."""
+    drawn = []
+
+    def batches(step):
+        drawn.append(step)
+        return _batch(step)
+
+    stage = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, score_chunks=2, reweight=False,
+                                    carry_chunks=8, carry_every=2), batches)
+    depths = []
+    for step in range(1, 8):
+        stage.train_step(step)
+        depths.append(stage.carried.chunks if stage.carried else None)
+    assert depths == [None, 2, 2, 4, 4, 6, 6] and drawn == [1, 2, 3, 5, 7]
+    with pytest.raises(ValueError, match="carry_every"):
+        DMDStageConfig(carry_every=0)

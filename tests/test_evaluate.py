@@ -16,7 +16,7 @@ from fashionchameleon.lab.metrics.evaluate import run_eval
 from fashionchameleon.lab.metrics.generators import (ModelTryOff, OracleGenerator, OracleTryOff, StudentGenerator,
                                                  Switch, TeacherGenerator, plan_of, render_frames)
 from fashionchameleon.lab.metrics.report import markdown_table, read_json, write_report
-from fashionchameleon.lab.metrics.scores import garment_retrieval, switch_metrics, tryoff_retrieval
+from fashionchameleon.lab.metrics.scores import drift_curve, garment_retrieval, switch_metrics, tryoff_retrieval
 from fashionchameleon.lab.metrics.user_garments import guess_kind, load_garments
 from fashionchameleon.lab.synthetic import (TEXTURE_FAMILIES, WorldConfig, flat_lay, make_sample, outfit_flat_lay,
                                         sample_garment)
@@ -94,6 +94,25 @@ def test_frozen_figure_fails_motion_and_switch(cases):
     r = switch_metrics(FrozenGenerator(), cases, CFG)
     assert r["amplitude"] < 0.2
     assert r["switch_first"] == 0.0 and r["switch_later"] == 0.0
+
+
+class LosesTheGarmentGenerator(OracleGenerator):
+    """The true garments for the first `keep` frames, then the reference's outfit (a stream that drifts)."""
+
+    keep = 24
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        plan, world = plan_of(sample)
+        return torch.cat([render_frames(plan, world, 0, self.keep),
+                          render_frames(plan, world, self.keep, frames - self.keep, garments=plan.reference_garments)])
+
+
+def test_drift_curve_follows_the_garment_along_the_stream(cases):
+    """Bins of `long_window` frames (48 frames, bins of 12): the oracle keeps its garment in every bin, a
+    stream that loses it at frame 24 keeps it in the first two bins only."""
+    assert [r["bins"] for r in drift_curve(OracleGenerator(), cases, CFG)] == [[1.0] * 4]
+    (lost,) = drift_curve(LosesTheGarmentGenerator(), cases, CFG)
+    assert lost["bins"][:2] == [1.0, 1.0] and max(lost["bins"][2:]) <= 0.5 and lost["seed"] == cases[0].seed
 
 
 def test_wrong_garment_is_not_retrieved(cases):

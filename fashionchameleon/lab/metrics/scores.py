@@ -40,7 +40,7 @@ from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
 __all__ = ["RETRIEVALS", "plain_clips", "garment_retrieval", "identity_retrieval", "pattern_retrieval",
-           "first_chunk_error", "switch_metrics", "drift", "tryoff_retrieval", "summarise"]
+           "first_chunk_error", "switch_metrics", "drift", "drift_curve", "tryoff_retrieval", "summarise"]
 
 
 def _masks(frames: Tensor, background: Tensor, cfg: EvalConfig) -> Tensor:
@@ -198,31 +198,48 @@ def switch_metrics(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: Eva
     return {**summarise("switch", details), "details": details}
 
 
-def _drift_windows(cfg: EvalConfig) -> dict[str, list[Tensor]]:
-    length, width = cfg.long_frames, cfg.long_window
-    return {name: list(torch.arange(a, a + width).tensor_split(cfg.long_splits))
-            for name, a in (("early", 0), ("late", length - width))}
+def _window_hits(clip: Tensor, case: EvalCase, frames: Tensor, cfg: EvalConfig) -> list[bool]:
+    """Garment retrieval decisions of `clip` on `frames` (indices) split into `long_splits` windows."""
+    hits = []
+    for idx in frames.tensor_split(cfg.long_splits):
+        a, b = int(idx[0]), int(idx[-1]) + 1
+        query = _describe(clip[a:b], case.sample.background, cfg)
+        hits.append(retrieval_decision(query, _pool(case, "garment", a, b, cfg), case.target)["hit"])
+    return hits
+
+
+def _long_clip(generator: ClipGenerator, case: EvalCase, cfg: EvalConfig) -> Tensor:
+    """A `long_frames` stream of the case (no switch)."""
+    return _clean(generator.generate(case.sample, cfg.long_frames, [], _seed(cfg, case)), cfg.long_frames,
+                  case.sample, _name(generator))
 
 
 def drift(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig) -> dict:
     """Garment retrieval early vs late in a `long_frames` stream: {"drift_early", "drift_late", "drift_ratio"}."""
-    windows = _drift_windows(cfg)
+    length, width = cfg.long_frames, cfg.long_window
     details = []
     for case in cases[:cfg.long_samples]:
-        sample = case.sample
-        clip = _clean(generator.generate(sample, cfg.long_frames, [], _seed(cfg, case)), cfg.long_frames, sample,
-                      _name(generator))
+        clip = _long_clip(generator, case, cfg)
         row = {"seed": case.seed, "label": case.label}
-        for name, parts in windows.items():
-            hits = []
-            for idx in parts:
-                a, b = int(idx[0]), int(idx[-1]) + 1
-                query = _describe(clip[a:b], sample.background, cfg)
-                hits.append(retrieval_decision(query, _pool(case, "garment", a, b, cfg), case.target)["hit"])
-            row[name] = hits
+        for name, a in (("early", 0), ("late", length - width)):
+            row[name] = _window_hits(clip, case, torch.arange(a, a + width), cfg)
         details.append(row)
         del clip
     return {**summarise("drift", details), "details": details}
+
+
+def drift_curve(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig) -> list[dict]:
+    """Garment retrieval along `long_frames` streams, per `long_window`-frame bin (each decided on
+    `long_splits` windows as `drift` does): [{"seed", "label", "bins": [hit rate per bin]}] for the
+    first `long_samples` cases; bin k covers frames [k W, (k + 1) W)."""
+    out = []
+    for case in cases[:cfg.long_samples]:
+        clip = _long_clip(generator, case, cfg)
+        bins = [_mean(_window_hits(clip, case, torch.arange(a, min(a + cfg.long_window, cfg.long_frames)), cfg))
+                for a in range(0, cfg.long_frames - cfg.long_splits + 1, cfg.long_window)]
+        out.append({"seed": case.seed, "label": case.label, "bins": bins})
+        del clip
+    return out
 
 
 def tryoff_retrieval(extractor: TryOffExtractor, cases: Sequence[EvalCase], cfg: EvalConfig) -> dict:

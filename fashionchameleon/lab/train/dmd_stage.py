@@ -33,7 +33,10 @@ Streaming long tuning (`carry_chunks`, as LongLive trains for long videos): a st
 from the previous step's cache and batch, so its scored chunks sit deeper in a stream every step, up
 to `carry_chunks` chunks, after which a new batch starts a new stream (with its random context). The
 rollout stays `scored_chunks` chunks a step, yet the student is scored at the depths a 1,000-frame
-stream reaches. The carried cache was written by earlier steps' weights (as a stream's cache is
+stream reaches. With `carry_every` = k only every k-th step continues the carried stream; the other
+steps roll out new streams as without carrying (and leave the carried one as it is), so a share
+(k - 1) / k of the steps keeps scoring the start of streams, which short clips and switches need.
+The carried cache was written by earlier steps' weights (as a stream's cache is
 written by the chunks before it); it is not part of the resumable state, so a resume starts a new
 stream.
 """
@@ -98,6 +101,7 @@ class DMDStageConfig(JsonConfig):
     score_chunks: int = 0  # the newest chunks the losses see (and the attention window); 0 = all of them
     random_context: bool = False  # draw the context length per step in [0, num_chunks - score_chunks]
     carry_chunks: int = 0  # streaming long tuning: carry a stream across steps up to this many chunks (0 = off)
+    carry_every: int = 1  # only every k-th step continues the carried stream; the others start new ones
     phase_norm: bool = False  # the stream's patch-phase guard on chunks made once the window has slid
     reproject: bool = False  # the stream's codec re-projection, likewise (needs the stage's codec)
     chunk_frames: int = 3
@@ -111,6 +115,8 @@ class DMDStageConfig(JsonConfig):
             raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
         if self.carry_chunks and self.carry_chunks < self.num_chunks:
             raise ValueError(f"carry_chunks ({self.carry_chunks}) must be 0 or at least num_chunks ({self.num_chunks})")
+        if self.carry_every < 1:
+            raise ValueError(f"carry_every must be at least 1, got {self.carry_every}")
 
     @property
     def scored_chunks(self) -> int:
@@ -278,7 +284,10 @@ class DMDStage:
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         g = generator_for(cfg.seed, step)
-        carried, self.carried = self.carried, None
+        carrying = bool(cfg.carry_chunks) and step % cfg.carry_every == 0  # this step's stream is the carried one
+        carried = self.carried if carrying else None
+        if carrying:
+            self.carried = None
         batch = carried.batch if carried else self.batches(step).to(self.device)
         with torch.no_grad():  # prompt features are frozen; each network projects them with its own weights
             prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
@@ -292,7 +301,7 @@ class DMDStage:
             cache, context, streamed = self.open_stream(batch, text_c), self.context_chunks(g), 0
         video = self.stream_chunks(cache, batch, text_c, context, exit_step, g, grad=gen_step)
         streamed += context + cfg.scored_chunks
-        if streamed + cfg.scored_chunks <= cfg.carry_chunks:
+        if carrying and streamed + cfg.scored_chunks <= cfg.carry_chunks:
             self.carried = CarriedStream(batch, cache, streamed)
         metrics: dict[str, torch.Tensor] = {}
         if gen_step:
