@@ -12,6 +12,7 @@ from fashionchameleon.runtime.files.checkpoint import load_checkpoint
 from fashionchameleon.runtime.embedded import trained_stream_config
 from fashionchameleon.lab.train.data import ClipBatches, DataConfig, clip_batches
 from fashionchameleon.lab.train.dmd_stage import DMDStageConfig
+from fashionchameleon.lab.weights_world import WORLD_KEY, weights_world
 
 MICRO_MODEL = {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "in_dim": 4, "out_dim": 4,
                "text_dim": 16, "text_len": 4, "freq_dim": 32}
@@ -71,6 +72,11 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     tryoff_cfg = _write(root / "tryoff.json", dit, codec, frames=4)
     assert main(["train", "tryoff", "--config", tryoff_cfg, "--out", str(root / "tryoff"), "--device", "cpu"]) == 0
     load_checkpoint(root / "tryoff" / "tryoff.safetensors", "tryoff")
+    # every generator's export records the world its data came from, so `eval --weights` measures it there
+    square = {"framing": "full_body", "height": 64, "width": 64}
+    for part in ("teacher/teacher", "forcing/forcing", "dmd/student", "snap/student", "tryoff/tryoff"):
+        assert json.loads(load_checkpoint(root / f"{part}.safetensors").metadata[WORLD_KEY]) == square, part
+    assert weights_world(root / "dmd") == (square, "student.safetensors")
 
 
 def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_path):
@@ -83,6 +89,8 @@ def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_p
                  garment_layout="body")
     stage = build_stage("dmd", TrainFile.read(cfg), torch.device("cpu"))
     assert stage.cfg.garment_layout == "body" and stage.cfg.trained_stream.garment_layout == "body"
+    stage.export(tmp_path / "w")
+    assert weights_world(tmp_path / "w")[0] == {"framing": "fashion", "height": 64, "width": 64}
 
 
 def test_a_teacher_records_the_garment_layout_of_its_data_and_the_eval_lays_out_its_conditions(pipeline, tmp_path):

@@ -1,7 +1,8 @@
 """Which world a weights folder was trained on, as its files record it (`trained_world` metadata).
 
 A shipped part may carry `trained_world` = JSON `{"framing": ..., "height": H, "width": W}` (written
-by `ship --world`). The evaluation measures a folder on the world it records unless told otherwise,
+by `ship --world`, and by every `train` export of a world-trained teacher, forcing model, student or
+try-off model, from its data config). The evaluation measures a folder on the world it records unless told otherwise,
 so `python -m fashionchameleon eval` on the package's weights scores them on their own test split.
 A folder whose files record nothing is the square full-body world (every set shipped before the
 key existed).

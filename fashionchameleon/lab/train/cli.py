@@ -22,6 +22,7 @@ import torch
 
 from ...runtime.cpu_memory import keep_freed_memory
 from ...runtime.embedded import load_codec
+from ..weights_world import world_meta
 from .codec_stage import CodecStage, CodecStageConfig
 from .data import DataConfig, clip_batches
 from .distributed import DistInfo, init_distributed
@@ -72,18 +73,21 @@ def _load_codec_for_training(path: str, device: torch.device):
 
 def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo = DistInfo()):
     data = clip_batches(spec.data, info.rank, info.world_size)
+    # what a generator's export records of its data: the world (world sources) and the flat-lays' layout
+    world = world_meta(spec.data.framing, *spec.data.frame_size) if spec.data.source == "world" else ""
+    recorded = dict(garment_layout=spec.data.garment_layout, world=world)
     if name == "codec":
         return CodecStage(CodecStageConfig.from_json(spec.stage), data.videos, device, info)
     codec = _load_codec_for_training(spec.codec, device)
     if name in ("teacher", "forcing"):
         cls = TeacherStage if name == "teacher" else ForcingStage
-        stage_cfg = replace(DiffusionStageConfig.from_json(spec.stage), garment_layout=spec.data.garment_layout)
+        stage_cfg = replace(DiffusionStageConfig.from_json(spec.stage), **recorded)
         return cls(stage_cfg, lambda step: data.latents(step, codec), device, info)
     if name == "tryoff":
-        return TryOffStage(DiffusionStageConfig.from_json(spec.stage), lambda step: data.canvas(step, codec), device,
-                           info)
+        return TryOffStage(replace(DiffusionStageConfig.from_json(spec.stage), world=world),
+                           lambda step: data.canvas(step, codec), device, info)
     if name == "dmd":
-        stage_cfg = replace(DMDStageConfig.from_json(spec.stage), garment_layout=spec.data.garment_layout)
+        stage_cfg = replace(DMDStageConfig.from_json(spec.stage), **recorded)
         return DMDStage(stage_cfg, lambda step: data.latents(step, codec), device,
                         codec=codec, reward=GarmentFidelityReward(), dist=info)
     raise ValueError(f"unknown stage {name!r}; stages are {list(STAGE_NAMES)}")

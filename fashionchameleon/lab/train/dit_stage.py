@@ -10,6 +10,7 @@ from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
 from ...runtime.files.dit_loading import load_dit_state
 from ...runtime.config import JsonConfig, ModelConfig, preset
 from ...runtime.garment_layout import GARMENT_LAYOUTS, LAYOUT_KEY
+from ..weights_world import WORLD_KEY
 from ...runtime.dit.model import WanDiT
 from ...runtime.stream.schedule import FlowMatchSchedule, training_weight
 from ...runtime.stream.seeding import generator_for
@@ -52,6 +53,12 @@ class DiffusionStageConfig(JsonConfig):
     ema_decay: float = 0.0
     seed: int = 0
     garment_layout: str = "frame"  # the data's flat-lay layout, recorded in the export (build_stage sets it)
+    world: str = ""  # the data's world as `trained_world` JSON, recorded in the export (build_stage sets it)
+
+    def export_meta(self) -> dict[str, str]:
+        """What an export records of its data: the garment layout (unless "frame") and the world."""
+        meta = {LAYOUT_KEY: self.garment_layout} if self.garment_layout != "frame" else {}
+        return {**meta, WORLD_KEY: self.world} if self.world else meta
 
     def __post_init__(self) -> None:
         if self.garment_layout not in GARMENT_LAYOUTS:
@@ -162,7 +169,6 @@ class DiTStage:
 
     def export(self, out_dir: Path) -> list[Path]:
         out, model = Path(out_dir), self.exported_model()
-        layout = {LAYOUT_KEY: self.cfg.garment_layout} if self.cfg.garment_layout != "frame" else None
         return [save_checkpoint(out / f"{self.name}.safetensors", model.state_dict(), self.export_stage, self.model_cfg,
-                                layout),
+                                self.cfg.export_meta() or None),
                 save_checkpoint(out / "text.safetensors", self.text.state_dict(), "text", self.text.config)]

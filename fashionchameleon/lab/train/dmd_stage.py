@@ -59,6 +59,7 @@ from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
 from ...runtime.stream.sampler import condition_pass, denoise_chunk
 from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
+from ..weights_world import WORLD_KEY
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
@@ -106,6 +107,7 @@ class DMDStageConfig(JsonConfig):
     reproject: bool = False  # the stream's codec re-projection, likewise (needs the stage's codec)
     chunk_frames: int = 3
     garment_layout: str = "frame"  # the data's flat-lay layout, which the student streams with (build_stage sets it)
+    world: str = ""  # the data's world as `trained_world` JSON, recorded in the export (build_stage sets it)
     ema_decay: float = 0.99
     ema_start: int = 200
     seed: int = 0
@@ -328,4 +330,5 @@ class DMDStage:
     def export(self, out_dir: Path) -> list[Path]:
         trained = self.cfg.trained_stream  # the stream its rollouts were: context, steps, shift
         return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
-                                self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json()})]
+                                self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json(),
+                                                 **({WORLD_KEY: self.cfg.world} if self.cfg.world else {})})]

@@ -61,4 +61,4 @@ class TryOffStage(DiTStage):
 
     def export(self, out_dir: Path) -> list[Path]:
         return [save_checkpoint(Path(out_dir) / "tryoff.safetensors", self.exported_model().state_dict(), "tryoff",
-                                self.model_cfg)]
+                                self.model_cfg, self.cfg.export_meta() or None)]
