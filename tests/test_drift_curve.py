@@ -20,8 +20,10 @@ def test_the_tool_prints_a_curve_per_stream_and_writes_it(tmp_path, capsys):
     assert drift_curve.main(["a=" + str(WEIGHTS_DIR), "--frames", "48", "--bin", "24", "--streams", "1",
                              "--stream", '{"reproject": false}', "--json", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "| stream | 0–24 | 24–48 | after the first bin |" and len(table) == 4
+    assert table[0] == "| stream | 0–24 | 24–48 | after the first bin |" and len(table) == 9
+    assert table[7].startswith("| a | motion / truth's |") and table[8].endswith(" striped |")
     saved = json.loads(out.read_text())
     (curve,) = saved["curves"]["a"]
     assert saved["stream"] == {"reproject": False} and len(curve["bins"]) == 2
     assert all(0.0 <= v <= 1.0 for v in curve["bins"]) and table[3].startswith("| **a mean** |")
+    assert len(curve["motion"]) == len(curve["truth_motion"]) == len(curve["stripes"]) == 2

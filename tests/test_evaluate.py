@@ -110,9 +110,24 @@ class LosesTheGarmentGenerator(OracleGenerator):
 def test_drift_curve_follows_the_garment_along_the_stream(cases):
     """Bins of `long_window` frames (48 frames, bins of 12): the oracle keeps its garment in every bin, a
     stream that loses it at frame 24 keeps it in the first two bins only."""
-    assert [r["bins"] for r in drift_curve(OracleGenerator(), cases, CFG)] == [[1.0] * 4]
+    (oracle,) = drift_curve(OracleGenerator(), cases, CFG)
+    assert oracle["bins"] == [1.0] * 4 and oracle["motion"] == oracle["truth_motion"] and oracle["stripes"] == [1.0] * 4
     (lost,) = drift_curve(LosesTheGarmentGenerator(), cases, CFG)
     assert lost["bins"][:2] == [1.0, 1.0] and max(lost["bins"][2:]) <= 0.5 and lost["seed"] == cases[0].seed
+
+
+class StripedFrozenGenerator(OracleGenerator):
+    """The first frame held still, every other row darkened: a stream collapsed into stripes."""
+
+    def generate(self, sample, frames, switches=(), seed=0):
+        still = super().generate(sample, 1)[0].clone()
+        still[:, 1::2] = (still[:, 1::2] - 1.0).clamp(-1, 1)
+        return still[None].repeat(frames, 1, 1, 1)
+
+
+def test_drift_curve_tells_a_frozen_striped_stream(cases):
+    (row,) = drift_curve(StripedFrozenGenerator(), cases, CFG)
+    assert max(row["motion"]) < 0.05 < min(row["truth_motion"]) and min(row["stripes"]) > 1.5
 
 
 def test_wrong_garment_is_not_retrieved(cases):

@@ -9,8 +9,11 @@ Each ARM is NAME=WEIGHTS_DIR (a folder with student, codec and text). Every arm 
 held-out cases of the world its weights record (`eval`'s test split and seeds), without a switch,
 and each bin of `--bin` frames is scored as the evaluation's drift section scores its two windows
 (`metrics.scores.drift_curve`: garment retrieval on 4 windows among 8 outfits; chance 0.125). Prints
-one row per stream and the mean per arm, with the mean over the bins after the first, and writes
-`--json`. Each 1,000-frame stream takes about a minute on one thread.
+one row per stream and the mean per arm, with the mean over the bins after the first; then per arm
+and bin the motion amplitude over the ground truth's (summed over streams; about 0 when streams
+freeze) and the mean stripe ratio over the ground truth's (well above 1 when streams collapse into
+stripes), with how many streams are frozen (motion under 0.2 of the truth's) or striped (ratio above
+1.5) in the last bin. Writes `--json`. Each 1,000-frame stream takes about a minute on one thread.
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ from fashionchameleon.lab.metrics.generators import StudentGenerator  # noqa: E4
 from fashionchameleon.lab.metrics.scores import drift_curve  # noqa: E402
 from fashionchameleon.lab.weights_world import weights_world, world_fields  # noqa: E402
 from fashionchameleon.runtime.embedded import WEIGHTS_DIR, load_embedded  # noqa: E402
+
+
+FROZEN = 0.2  # a stream is frozen in a bin where its motion amplitude is under this share of the truth's
+STRIPED = 1.5  # and striped where its stripe ratio is above this many times the truth's
 
 
 def _row(name: str, bins: list[float]) -> str:
@@ -76,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             print(_row(f"{name} {c['seed']}", c["bins"]))
         mean = [sum(c["bins"][k] for c in curves) / len(curves) for k in range(width)]
         print(_row(f"**{name} mean**", mean))
+    print()
+    print("| arm | measure | " + " | ".join(heads) + " | last bin: streams collapsed |")
+    print("|---" * (width + 3) + "|")
+    for name, curves in result.items():
+        motion = [sum(c["motion"][k] for c in curves) / max(sum(c["truth_motion"][k] for c in curves), 1e-6)
+                  for k in range(width)]
+        stripes = [sum(c["stripes"][k] for c in curves) / len(curves) for k in range(width)]
+        frozen = sum(c["motion"][-1] < FROZEN * c["truth_motion"][-1] for c in curves)
+        striped = sum(c["stripes"][-1] > STRIPED for c in curves)
+        print(f"| {name} | motion / truth's | " + " | ".join(f"{v:.2f}" for v in motion) + f" | {frozen} frozen |")
+        print(f"| {name} | stripes / truth's | " + " | ".join(f"{v:.2f}" for v in stripes) + f" | {striped} striped |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"frames": args.frames, "bin": args.bin, "stream": overrides,

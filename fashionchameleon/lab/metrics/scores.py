@@ -40,7 +40,7 @@ from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
 __all__ = ["RETRIEVALS", "plain_clips", "garment_retrieval", "identity_retrieval", "pattern_retrieval",
-           "first_chunk_error", "switch_metrics", "drift", "drift_curve", "tryoff_retrieval", "summarise"]
+           "first_chunk_error", "switch_metrics", "drift", "drift_curve", "stripe_ratio", "tryoff_retrieval", "summarise"]
 
 
 def _masks(frames: Tensor, background: Tensor, cfg: EvalConfig) -> Tensor:
@@ -228,17 +228,34 @@ def drift(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig) 
     return {**summarise("drift", details), "details": details}
 
 
+def stripe_ratio(frames: Tensor) -> float:
+    """Mean |vertical| over mean |horizontal| pixel gradient of frames `[T, 3, H, W]`: a stream collapsing
+    into horizontal stripes raises it well above its ground truth's."""
+    dy = (frames[..., 1:, :] - frames[..., :-1, :]).abs().mean()
+    dx = (frames[..., :, 1:] - frames[..., :, :-1]).abs().mean()
+    return float(dy / dx.clamp_min(1e-6))
+
+
 def drift_curve(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig) -> list[dict]:
-    """Garment retrieval along `long_frames` streams, per `long_window`-frame bin (each decided on
-    `long_splits` windows as `drift` does): [{"seed", "label", "bins": [hit rate per bin]}] for the
-    first `long_samples` cases; bin k covers frames [k W, (k + 1) W)."""
+    """Long streams bin by bin, `long_window` frames a bin (bin k covers frames [k W, (k + 1) W)), for
+    the first `long_samples` cases: [{"seed", "label", "bins", "motion", "stripes"}], per bin
+    - "bins": garment retrieval, decided on `long_splits` windows as `drift` does;
+    - "motion", "truth_motion": the figure's motion amplitude and the ground truth's (silhouette IoU,
+      as the switch section measures it): about 0 for a frozen stream;
+    - "stripes": `stripe_ratio` over the ground truth's: well above 1 for a striped stream."""
     out = []
     for case in cases[:cfg.long_samples]:
         clip = _long_clip(generator, case, cfg)
-        bins = [_mean(_window_hits(clip, case, torch.arange(a, min(a + cfg.long_window, cfg.long_frames)), cfg))
-                for a in range(0, cfg.long_frames - cfg.long_splits + 1, cfg.long_window)]
-        out.append({"seed": case.seed, "label": case.label, "bins": bins})
-        del clip
+        truth = OracleGenerator(case.sample.world).generate(case.sample, cfg.long_frames)
+        row = {"seed": case.seed, "label": case.label, "bins": [], "motion": [], "truth_motion": [], "stripes": []}
+        for a in range(0, cfg.long_frames - cfg.long_splits + 1, cfg.long_window):
+            b = min(a + cfg.long_window, cfg.long_frames)
+            row["bins"].append(_mean(_window_hits(clip, case, torch.arange(a, b), cfg)))
+            for key, x in (("motion", clip), ("truth_motion", truth)):
+                row[key].append(motion_amplitude(_masks(x[a:b], case.sample.background, cfg)))
+            row["stripes"].append(stripe_ratio(clip[a:b]) / stripe_ratio(truth[a:b]))
+        out.append(row)
+        del clip, truth
     return out
 
 
