@@ -18,7 +18,9 @@ texture, `descriptors.robust_describe`):
   first chunk and from the second chunk on (the old one must not);
 - continuity: silhouette IoU across the switch / median adjacent IoU, with the motion amplitude
   of the switched clip against the ground truth (a frozen figure scores ~0);
-- drift: garment retrieval in `long_splits` windows of frames [0, W) and [L-W, L) of a long stream;
+- drift: garment retrieval in `long_splits` windows of frames [0, W) and [L-W, L) of a long stream
+  (`drift_curve`: the same in every W-frame bin, with each bin's motion and stripes against the
+  ground truth's; `tools/drift_curve.py`);
 - try-off: the extracted flat garment among the K candidates' flat-lays (non-white pixels).
 
 Each returns ``{metric: value, ..., "details": [per case]}``; `summarise` recomputes a section's
@@ -40,7 +42,8 @@ from .motion import motion_amplitude, switch_continuity
 from .retrieval import retrieval_decision
 
 __all__ = ["RETRIEVALS", "plain_clips", "garment_retrieval", "identity_retrieval", "pattern_retrieval",
-           "first_chunk_error", "switch_metrics", "drift", "drift_curve", "stripe_ratio", "tryoff_retrieval", "summarise"]
+           "first_chunk_error", "switch_metrics", "drift", "drift_curve", "stripe_ratio", "tryoff_retrieval",
+           "summarise"]
 
 
 def _masks(frames: Tensor, background: Tensor, cfg: EvalConfig) -> Tensor:
@@ -238,7 +241,7 @@ def stripe_ratio(frames: Tensor) -> float:
 
 def drift_curve(generator: ClipGenerator, cases: Sequence[EvalCase], cfg: EvalConfig) -> list[dict]:
     """Long streams bin by bin, `long_window` frames a bin (bin k covers frames [k W, (k + 1) W)), for
-    the first `long_samples` cases: [{"seed", "label", "bins", "motion", "stripes"}], per bin
+    the first `long_samples` cases: [{"seed", "label", "bins", "motion", "truth_motion", "stripes"}], per bin
     - "bins": garment retrieval, decided on `long_splits` windows as `drift` does;
     - "motion", "truth_motion": the figure's motion amplitude and the ground truth's (silhouette IoU,
       as the switch section measures it): about 0 for a frozen stream;

@@ -35,10 +35,9 @@ to `carry_chunks` chunks, after which a new batch starts a new stream (with its 
 rollout stays `scored_chunks` chunks a step, yet the student is scored at the depths a 1,000-frame
 stream reaches. With `carry_every` = k only every k-th step continues the carried stream; the other
 steps roll out new streams as without carrying (and leave the carried one as it is), so a share
-(k - 1) / k of the steps keeps scoring the start of streams, which short clips and switches need.
-The carried cache was written by earlier steps' weights (as a stream's cache is
-written by the chunks before it); it is not part of the resumable state, so a resume starts a new
-stream.
+(k - 1) / k of the steps keeps scoring the first chunks of streams, which short clips and switches
+need. The carried cache was written by earlier steps' weights (as a stream's cache is written by
+the chunks before it); it is not part of the resumable state, so a resume starts a new stream.
 """
 from __future__ import annotations
 
@@ -184,12 +183,12 @@ class DMDStage:
 
     def open_stream(self, batch: LatentBatch, text: TextKV) -> KVCache:
         """A new rolling cache in the trained stream's layout, its condition frames written (no gradient)."""
-        conds, gen, stream = batch.conditions, self.generator, self.cfg.trained_stream
+        cfg, conds, gen, stream = self.cfg, batch.conditions, self.generator, self.cfg.trained_stream
         b, _, _, h, w = conds.shape
         layout = CacheLayout(reference_views=batch.references.shape[2], garment_slots=batch.slots,
                              sink_frames=stream.sink_frames, window_frames=stream.window_frames)
         cache = KVCache(layout, gen.cfg.num_layers, gen.cfg.num_heads, gen.cfg.head_dim, gen.tokens_per_frame((h, w)),
-                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=self.cfg.chunk_frames)
+                        batch=b, dtype=gen.dtype, device=self.device, rope="rolling", chunk_frames=cfg.chunk_frames)
         with torch.no_grad():
             condition_pass(gen, cache, text, {item: conds[:, :, i:i + 1]
                                               for i, item in enumerate(cache.condition_items())})
