@@ -47,10 +47,9 @@ def student_garment_retrieval() -> float:
     from fashionchameleon.lab.metrics.scores import garment_retrieval
     from fashionchameleon.lab.metrics.generators import StudentGenerator
 
-    from fashionchameleon.lab.weights_world import weights_world, world_fields
+    from fashionchameleon.lab.weights_world import folder_world_fields
 
-    recorded = weights_world(WEIGHTS_DIR)  # the world the files record (none: the full-body one)
-    cfg = EvalConfig.quick(samples=6, **world_fields(recorded and recorded[0]))
+    cfg = EvalConfig.quick(samples=6, **folder_world_fields(WEIGHTS_DIR))  # the world the files record
     return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), build_cases(cfg), cfg)["garment"]
 
 

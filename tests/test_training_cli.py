@@ -12,7 +12,7 @@ from fashionchameleon.runtime.files.checkpoint import load_checkpoint
 from fashionchameleon.runtime.embedded import trained_stream_config
 from fashionchameleon.lab.train.data import ClipBatches, DataConfig, clip_batches
 from fashionchameleon.lab.train.dmd_stage import DMDStageConfig
-from fashionchameleon.lab.weights_world import WORLD_KEY, weights_world
+from fashionchameleon.lab.weights_world import WORLD_KEY, folder_world_fields, weights_world
 
 MICRO_MODEL = {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "in_dim": 4, "out_dim": 4,
                "text_dim": 16, "text_len": 4, "freq_dim": 32}
@@ -77,6 +77,8 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     for part in ("teacher/teacher", "forcing/forcing", "dmd/student", "snap/student", "tryoff/tryoff"):
         assert json.loads(load_checkpoint(root / f"{part}.safetensors").metadata[WORLD_KEY]) == square, part
     assert weights_world(root / "dmd") == (square, "student.safetensors")
+    assert folder_world_fields(root / "dmd") == square
+    assert folder_world_fields(root / "codec") == {}  # a folder whose generators record nothing: the full-body world
 
 
 def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_path):

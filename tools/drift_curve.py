@@ -33,7 +33,7 @@ from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.generators import StudentGenerator  # noqa: E402
 from fashionchameleon.lab.metrics.scores import drift_curve  # noqa: E402
-from fashionchameleon.lab.weights_world import weights_world, world_fields  # noqa: E402
+from fashionchameleon.lab.weights_world import folder_world_fields  # noqa: E402
 from fashionchameleon.runtime.embedded import WEIGHTS_DIR, load_embedded  # noqa: E402
 
 
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     result, cases, world = {}, None, None
     for name, folder in arms:
         model = load_embedded(folder)
-        recorded = weights_world(folder)
-        fields = world_fields(recorded and recorded[0])
+        fields = folder_world_fields(folder)
         if world is not None and fields != world:
             raise SystemExit(f"{name}'s weights record another world ({fields}) than the first arm's ({world})")
         world = fields

@@ -24,7 +24,7 @@ from fashionchameleon.lab.contact_sheet import render_contact_sheet  # noqa: E40
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.generators import OracleGenerator, StudentGenerator  # noqa: E402
-from fashionchameleon.lab.weights_world import weights_world, world_fields  # noqa: E402
+from fashionchameleon.lab.weights_world import folder_world_fields  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.files.optional_deps import require_pillow  # noqa: E402
 
@@ -63,8 +63,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model = load_embedded(args.weights, parts=("student",))
     student = StudentGenerator(model)
-    recorded = weights_world(args.weights)
-    world = {"framing": args.framing} if args.framing else world_fields(recorded and recorded[0])
+    world = {"framing": args.framing} if args.framing else folder_world_fields(args.weights)
     cfg = EvalConfig(samples=args.cases, chunk=student.chunk_frames, **world)
     columns = frame_columns(cfg.frames, cfg.switch_frame, args.columns)
     rows, labels, marked = [], [], {}

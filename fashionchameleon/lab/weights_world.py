@@ -1,9 +1,10 @@
 """Which world a weights folder was trained on, as its files record it (`trained_world` metadata).
 
 A shipped part may carry `trained_world` = JSON `{"framing": ..., "height": H, "width": W}` (written
-by `ship --world`, and by every `train` export of a world-trained teacher, forcing model, student or
-try-off model, from its data config). The evaluation measures a folder on the world it records unless told otherwise,
-so `python -m fashionchameleon eval` on the package's weights scores them on their own test split.
+by `ship --world`, and by every `train` export of a world-trained teacher, forcing model, student
+or try-off model, from its data config). The evaluation measures a folder on the world it records
+unless told otherwise, so `python -m fashionchameleon eval` on the package's weights scores them on
+their own test split.
 A folder whose files record nothing is the square full-body world (every set shipped before the
 key existed).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from ..runtime.embedded import PARTS
 from ..runtime.files.checkpoint import read_header
 
-__all__ = ["WORLD_KEY", "WORLD_FIELDS", "world_meta", "weights_world", "world_fields"]
+__all__ = ["WORLD_KEY", "WORLD_FIELDS", "world_meta", "weights_world", "world_fields", "folder_world_fields"]
 
 WORLD_KEY = "trained_world"
 WORLD_FIELDS = ("framing", "height", "width")  # what a recorded world sets in a WorldConfig / EvalConfig
@@ -49,3 +50,9 @@ def weights_world(folder: str | Path) -> tuple[dict, str] | None:
 def world_fields(world: dict | None) -> dict:
     """The `WorldConfig` / `EvalConfig` fields a recorded world (`weights_world(...)[0]`) sets; {} for None."""
     return {k: world[k] for k in WORLD_FIELDS if k in world} if world else {}
+
+
+def folder_world_fields(folder: str | Path) -> dict:
+    """`world_fields` of the world a weights folder records ({} when it records none: the full-body world)."""
+    recorded = weights_world(folder)
+    return world_fields(recorded[0] if recorded else None)
