@@ -1,7 +1,7 @@
 """What a diffusion training step consumes: latents of one clip layout, plus prompts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -25,6 +25,8 @@ class LatentBatch:
     reference_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (view 0), for rewards
     garment_images: torch.Tensor | None = None  # [B, 3, H, W] in [-1, 1] (first slot), for rewards
     foreground: torch.Tensor | None = None  # [B, 1, F, h, w] in [0, 1]: person cover per latent cell, or None
+    # the same cover for the world's other masks (garment slots, head, hair, skin): {name: [B, 1, F, h, w]}
+    regions: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def conditions(self) -> torch.Tensor:
@@ -34,7 +36,7 @@ class LatentBatch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),
                            self.slots, move(self.reference_images), move(self.garment_images),
-                           move(self.foreground))
+                           move(self.foreground), {k: move(v) for k, v in self.regions.items()})
 
 
 LatentBatchFn = Callable[[int], LatentBatch]  # step -> batch (deterministic per step and rank)

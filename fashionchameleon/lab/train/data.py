@@ -146,11 +146,13 @@ class ClipBatches:
         refs = torch.cat([enc([s.references[min(v, len(s.references) - 1)] for s in samples])
                           for v in range(views)], dim=2)
         garments = torch.cat([enc([s.garments[n] for s in samples]) for n in names], dim=2)
-        person = [(getattr(s, "masks", None) or {}).get("person") for s in samples]  # world clips have masks; user clips not
-        cover = None if any(m is None for m in person) else latent_cover(torch.stack(person), codec)
+        masks = [getattr(s, "masks", None) or {} for s in samples]  # world clips have masks; user clips not
+        shared = set(masks[0]).intersection(*masks[1:])
+        covers = {k: latent_cover(torch.stack([m[k] for m in masks]), codec) for k in sorted(shared)}
+        person = covers.pop("person", None)
         return LatentBatch(video, refs, garments, [s.prompt for s in samples], names,
                            torch.stack([s.references[0] for s in samples]),
-                           torch.stack([s.garments[names[0]] for s in samples]), cover)
+                           torch.stack([s.garments[names[0]] for s in samples]), person, covers)
 
     @torch.no_grad()
     def canvas(self, step: int, codec: LatentCodec) -> CanvasBatch:

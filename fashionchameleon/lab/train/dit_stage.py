@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -41,6 +42,9 @@ class DiffusionStageConfig(JsonConfig):
     text_dropout: float = 0.1
     shift: float = 5.0
     foreground_weight: float = 0.0  # loss weight 1 + this x person cover per latent cell (world data); 0 = uniform
+    # extra loss weight per named world mask ("upper", "lower", "full", "head", "hair", "skin"): its
+    # cells' weight gains this x their cover, on top of the person's (e.g. {"upper": 6} for the top)
+    region_weights: dict = field(default_factory=dict)
     # loss weight over timesteps: "bell" (Wan / Self-Forcing fine-tuning: the extremes count least) or "uniform"
     # (training from scratch: the high-noise end, where a clip's layout is decided, must count fully)
     timestep_weight: str = "bell"
@@ -63,6 +67,9 @@ class DiffusionStageConfig(JsonConfig):
     def __post_init__(self) -> None:
         if self.garment_layout not in GARMENT_LAYOUTS:
             raise ValueError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
+        bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ValueError(f"region_weights must map mask names to weights >= 0, got {bad}")
         if self.timestep_weight not in TIMESTEP_WEIGHTS:
             raise ValueError(f"timestep_weight must be one of {list(TIMESTEP_WEIGHTS)}, got {self.timestep_weight!r}")
 
@@ -86,15 +93,27 @@ def drop_prompts(prompts: list[str], p: float, generator: torch.Generator) -> li
     return [t if k else "" for t, k in zip(prompts, keep.tolist())]
 
 
-def cell_weights(batch: LatentBatch, foreground_weight: float) -> torch.Tensor | None:
-    """Loss weights `[B, 1, F, h, w]` = 1 + foreground_weight x person cover; None = uniform.
+def cell_weights(batch: LatentBatch, foreground_weight: float,
+                 region_weights: Mapping[str, float] | None = None) -> torch.Tensor | None:
+    """Loss weights `[B, 1, F, h, w]` = 1 + foreground_weight x person cover + sum of region weight x
+    that region's cover (`LatentBatch.regions`); None = uniform.
 
     The person is ~10 % of a frame of the procedural world, so a uniform loss spends most of its
-    signal on the background; weighting the person's cells makes the garments learn sooner.
+    signal on the background; weighting the person's cells makes the garments learn sooner, and a
+    region weight moves more of it onto one part (a garment slot, the head). Clips without masks
+    (user manifests) train uniformly.
     """
-    if foreground_weight <= 0 or batch.foreground is None:
+    regions = {k: v for k, v in (region_weights or {}).items() if v > 0}
+    if batch.foreground is None or (foreground_weight <= 0 and not regions):
         return None
-    return 1.0 + foreground_weight * batch.foreground
+    missing = sorted(set(regions) - set(batch.regions))
+    if missing:
+        raise ValueError(f"region_weights names {missing}, which this data has no masks for; "
+                         f"its masks: {sorted(batch.regions)}")
+    weights = 1.0 + foreground_weight * batch.foreground
+    for name, w in regions.items():
+        weights = weights + w * batch.regions[name]
+    return weights
 
 
 def weighted_mean(err: torch.Tensor, weights: torch.Tensor | None, dims: tuple[int, ...]) -> torch.Tensor:

@@ -44,5 +44,6 @@ class ForcingStage(DiTStage):
         out = self.model(x, t_frames, context, list(range(n + f)) * 2, FullSequence(mask, tokens))
         v = out[:, :, 2 * n + f:].float()  # the noisy video half
         err = F.mse_loss(v, self.schedule.velocity_target(video, noise), reduction="none")
-        per_frame = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 3, 4))  # [B, F]
+        weights = cell_weights(batch, self.cfg.foreground_weight, self.cfg.region_weights)
+        per_frame = weighted_mean(err, weights, (1, 3, 4))  # [B, F]
         return (per_frame * self.cfg.loss_weight(t)).mean()  # [B, F] weighted per frame

@@ -3,8 +3,9 @@
 Per step: clean condition latents (reference view(s), garment slot(s)) at t = 0 before the
 noisy video latents at one sampled t; flow-matching loss on the video frames only, weighted per
 timestep (`timestep_weight`: bell or uniform) and per latent cell by the person's cover
-(`foreground_weight`); the prompt is dropped to "" with probability `text_dropout`
-so the teacher supports text CFG. Conditions are never dropped (docs/method.md §2.1).
+(`foreground_weight`) and by named regions' covers (`region_weights`: a garment slot, the head);
+the prompt is dropped to "" with probability `text_dropout` so the teacher supports text CFG.
+Conditions are never dropped (docs/method.md §2.1).
 """
 from __future__ import annotations
 
@@ -33,5 +34,6 @@ class TeacherStage(DiTStage):
         t_frames = frame_timesteps(t, f, n)  # [B, n + F]
         v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)))[:, :, n:].float()
         err = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none")
-        per_clip = weighted_mean(err, cell_weights(batch, self.cfg.foreground_weight), (1, 2, 3, 4))
+        weights = cell_weights(batch, self.cfg.foreground_weight, self.cfg.region_weights)
+        per_clip = weighted_mean(err, weights, (1, 2, 3, 4))
         return (per_clip * self.cfg.loss_weight(t)).mean()
