@@ -16,7 +16,8 @@ from pathlib import Path
 from ..runtime.embedded import PARTS
 from ..runtime.files.checkpoint import read_header
 
-__all__ = ["WORLD_KEY", "WORLD_FIELDS", "world_meta", "weights_world", "world_fields", "folder_world_fields"]
+__all__ = ["WORLD_KEY", "WORLD_FIELDS", "world_meta", "world_entry", "weights_world", "world_fields",
+           "folder_world_fields"]
 
 WORLD_KEY = "trained_world"
 WORLD_FIELDS = ("framing", "height", "width")  # what a recorded world sets in a WorldConfig / EvalConfig
@@ -29,6 +30,11 @@ def world_meta(framing: str, height: int | None = None, width: int | None = None
 
     h, w = WorldConfig(framing=framing, height=height, width=width).frame_size
     return json.dumps({"framing": framing, "height": h, "width": w}, sort_keys=True)
+
+
+def world_entry(world: str) -> dict[str, str]:
+    """The export metadata entry for a `world_meta` value: `{WORLD_KEY: world}`, or {} when there is none."""
+    return {WORLD_KEY: world} if world else {}
 
 
 def weights_world(folder: str | Path) -> tuple[dict, str] | None:

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from .garment_layout import GARMENT_LAYOUTS
+from .garment_layout import check_layout
 
 __all__ = ["ModelConfig", "StreamConfig", "JsonConfig", "PRESETS", "preset", "infer_config", "ConfigError",
            "DTYPE_NAMES", "TRAINED_STREAM_KEY"]
@@ -163,8 +163,7 @@ class StreamConfig(JsonConfig):
             raise ConfigError(f"rope must be 'absolute' or 'rolling', got {self.rope!r}")
         if not self.steps or any(not 0 < s <= 1000 for s in self.steps):
             raise ConfigError(f"steps must be timesteps in (0, 1000], got {self.steps}")
-        if self.garment_layout not in GARMENT_LAYOUTS:
-            raise ConfigError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
+        check_layout(self.garment_layout, ConfigError)
 
     @classmethod
     def trained(cls, chunk_frames: int, chunks: int) -> "StreamConfig":

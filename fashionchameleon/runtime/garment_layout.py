@@ -23,7 +23,8 @@ from torch import Tensor
 
 from .files.checkpoint import CheckpointError
 
-__all__ = ["GARMENT_LAYOUTS", "BODY_BOXES", "LAYOUT_KEY", "ink_box", "lay_out", "recorded_layout"]
+__all__ = ["GARMENT_LAYOUTS", "BODY_BOXES", "LAYOUT_KEY", "mask_box", "ink_box", "check_layout", "lay_out",
+           "recorded_layout"]
 
 GARMENT_LAYOUTS = ("frame", "body")
 # the mean box of the garment's mask on the first frame of 40 train-split samples of the portrait world
@@ -36,13 +37,23 @@ LAYOUT_KEY = "garment_layout"
 WHITE = 0.96  # a pixel brighter than this in every channel ([-1, 1] scale) is the sheet, not the garment
 
 
+def mask_box(mask: Tensor) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) pixel box of a bool mask `[H, W]`; None when it is empty."""
+    rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
+    if len(rows) == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def ink_box(image: Tensor, white: float = WHITE) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) pixel box of what is not white in `[3, H, W]` in [-1, 1] (all of it if blank)."""
-    ink = (image < white).any(dim=0)  # [H, W]
-    rows, cols = ink.any(dim=1).nonzero(), ink.any(dim=0).nonzero()
-    if len(rows) == 0:
-        return 0, image.shape[-2], 0, image.shape[-1]
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return mask_box((image < white).any(dim=0)) or (0, image.shape[-2], 0, image.shape[-1])
+
+
+def check_layout(layout: str, error: type[Exception] = ValueError, name: str = "garment_layout") -> None:
+    """Raise `error` naming `name` unless `layout` is one of `GARMENT_LAYOUTS`."""
+    if layout not in GARMENT_LAYOUTS:
+        raise error(f"{name} must be one of {GARMENT_LAYOUTS}, got {layout!r}")
 
 
 def lay_out(image: Tensor, slot: str, layout: str = "frame") -> Tensor:
@@ -52,8 +63,7 @@ def lay_out(image: Tensor, slot: str, layout: str = "frame") -> Tensor:
     body box, keeping its aspect (spread sleeves reach past the box, as arms do), centred on the box
     and pasted on white; what would leave the frame is cut off.
     """
-    if layout not in GARMENT_LAYOUTS:
-        raise ValueError(f"garment layout must be one of {GARMENT_LAYOUTS}, got {layout!r}")
+    check_layout(layout, name="garment layout")
     if layout == "frame":
         return image
     if slot not in BODY_BOXES:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .garments import Garment
 from .shapes import grid
+from ...runtime.garment_layout import mask_box
 from .templates import KINDS, LOWER_SHAPES, UPPER_SHAPES, template_bbox, template_mask
 from .textures import ImageTexture
 
@@ -56,9 +57,9 @@ def segment_garment(image: Tensor, tolerance: float = 0.06) -> Tensor:
 
 
 def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
-    rows = torch.nonzero(mask.any(1)).flatten()
-    cols = torch.nonzero(mask.any(0)).flatten()
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    """(x0, y0, x1, y1) of a non-empty mask `[H, W]`."""
+    top, bottom, left, right = mask_box(mask)
+    return left, top, right, bottom
 
 
 def _normalised_silhouette(mask: Tensor) -> Tensor:

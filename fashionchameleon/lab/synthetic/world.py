@@ -28,7 +28,7 @@ import numpy as np
 from torch import Tensor
 
 from ...runtime.config import JsonConfig
-from ...runtime.garment_layout import GARMENT_LAYOUTS
+from ...runtime.garment_layout import check_layout
 from .background import BackgroundSpec, render_background, sample_background_spec
 from .camera import FRAMINGS, Camera
 from .garments import Garment, coarsened, garments_differ, laid_out, sample_garment
@@ -71,8 +71,7 @@ class WorldConfig(JsonConfig):
             raise ValueError(f"size must be >= 32, got {self.size}")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {tuple(FRAMINGS)}, got {self.framing!r}")
-        if self.garment_layout not in GARMENT_LAYOUTS:
-            raise ValueError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
+        check_layout(self.garment_layout)
         for name in ("height", "width"):
             value = getattr(self, name)
             if value is not None and value < 32:

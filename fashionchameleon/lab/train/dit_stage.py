@@ -10,8 +10,8 @@ import torch
 from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
 from ...runtime.files.dit_loading import load_dit_state
 from ...runtime.config import JsonConfig, ModelConfig, preset
-from ...runtime.garment_layout import GARMENT_LAYOUTS, LAYOUT_KEY
-from ..weights_world import WORLD_KEY
+from ...runtime.garment_layout import LAYOUT_KEY, check_layout
+from ..weights_world import world_entry
 from ...runtime.dit.model import WanDiT
 from ...runtime.stream.schedule import FlowMatchSchedule, training_weight
 from ...runtime.stream.seeding import generator_for
@@ -62,11 +62,10 @@ class DiffusionStageConfig(JsonConfig):
     def export_meta(self) -> dict[str, str]:
         """What an export records of its data: the garment layout (unless "frame") and the world."""
         meta = {LAYOUT_KEY: self.garment_layout} if self.garment_layout != "frame" else {}
-        return {**meta, WORLD_KEY: self.world} if self.world else meta
+        return {**meta, **world_entry(self.world)}
 
     def __post_init__(self) -> None:
-        if self.garment_layout not in GARMENT_LAYOUTS:
-            raise ValueError(f"garment_layout must be one of {GARMENT_LAYOUTS}, got {self.garment_layout!r}")
+        check_layout(self.garment_layout)
         bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
         if bad:
             raise ValueError(f"region_weights must map mask names to weights >= 0, got {bad}")

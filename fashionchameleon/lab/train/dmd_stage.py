@@ -58,7 +58,7 @@ from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
 from ...runtime.stream.sampler import condition_pass, denoise_chunk
 from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
-from ..weights_world import WORLD_KEY
+from ..weights_world import world_entry
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
@@ -330,4 +330,4 @@ class DMDStage:
         trained = self.cfg.trained_stream  # the stream its rollouts were: context, steps, shift
         return [save_checkpoint(Path(out_dir) / "student.safetensors", self.ema.state_dict(), "student",
                                 self.model_cfg, {TRAINED_STREAM_KEY: trained.to_json(),
-                                                 **({WORLD_KEY: self.cfg.world} if self.cfg.world else {})})]
+                                                 **world_entry(self.cfg.world)})]
