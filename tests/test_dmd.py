@@ -241,3 +241,25 @@ def test_carry_every_interleaves_new_streams_with_the_carried_one():
     assert depths == [None, 2, 2, 4, 4, 6, 6] and drawn == [1, 2, 3, 5, 7]
     with pytest.raises(ValueError, match="carry_every"):
         DMDStageConfig(carry_every=0)
+
+
+@pytest.mark.parametrize("guide", ["text", "garment"])
+def test_the_real_scores_unconditional_pass_drops_what_the_guide_says(guide):
+    torch.manual_seed(0)
+    stage = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False, guide=guide), _batch)
+    batch = _batch(0)
+    passes = []
+    stage.teacher.register_forward_pre_hook(lambda m, args: passes.append((args[0][:, :, :2].clone(), args[2])))
+    text_c = stage.teacher.text_kv(stage.text.encode(batch.prompts))
+    text_u = stage.teacher.text_kv(stage.text.encode([""] * 2))
+    stage.dmd_loss(torch.randn(2, 4, 6, 4, 4), batch, text_c, text_u, torch.Generator().manual_seed(1))
+    (cond_in, cond_text), (uncond_in, uncond_text) = passes  # the real score's two teacher passes
+    assert torch.equal(cond_in, batch.conditions) and cond_text is text_c
+    assert torch.equal(uncond_in[:, :, :1], batch.references)  # the reference is always kept
+    assert bool(uncond_in[:, :, 1:].eq(0).all()) == (guide == "garment")
+    assert uncond_text is (text_c if guide == "garment" else text_u)
+
+
+def test_dmd_refuses_an_unknown_guide():
+    with pytest.raises(ValueError, match="guide"):
+        DMDStageConfig(guide="reference")

@@ -213,17 +213,36 @@ def test_the_teacher_samples_on_its_own_shift_not_the_students(micro_embedded, m
     the shift-5 table and samples on it unless asked otherwise."""
     import dataclasses
 
-    from fashionchameleon.runtime.stream import sampler
+    from fashionchameleon.lab.metrics import generators
 
     monkeypatch.setattr(micro_embedded, "stream_config", dataclasses.replace(micro_embedded.stream_config, shift=1.35))
     used = []
-    real = sampler.sample_teacher
-    monkeypatch.setattr(sampler, "sample_teacher",
-                        lambda *a, **k: used.append(a[5].shift) or real(*a, **k))
+    real = generators.sample_teacher
+    monkeypatch.setattr(generators, "sample_teacher", lambda *a, **k: used.append(a[5].shift) or real(*a, **k))
     sample = make_sample(2_000_000, WorldConfig(size=64, frames=12))
     TeacherGenerator(micro_embedded, steps=1).generate(sample, 4)
     TeacherGenerator(micro_embedded, steps=1, shift=2.0).generate(sample, 4)
     assert used == [5.0, 2.0]
+
+
+@pytest.mark.parametrize("guide", ["text", "garment", "all"])
+def test_the_teachers_guide_picks_what_the_unconditional_rows_drop(micro_embedded, monkeypatch, guide):
+    from fashionchameleon.lab.metrics import generators
+
+    seen = {}
+    real = generators.sample_teacher
+    monkeypatch.setattr(generators, "sample_teacher",
+                        lambda *a, **k: seen.update(args=a, kw=k) or real(*a, **k))
+    sample = make_sample(2_000_000, WorldConfig(size=64, frames=12))
+    TeacherGenerator(micro_embedded, steps=1, guide=guide).generate(sample, 4)
+    conditions, text, negative = seen["args"][1:4]
+    uncond = seen["kw"]["negative_conditions"]
+    views = sample.references.shape[0]
+    assert torch.equal(uncond[:, :, :views], conditions[:, :, :views])  # the reference views are always kept
+    assert bool(uncond[:, :, views:].eq(0).all()) == (guide != "text")  # null garments unless text CFG
+    assert torch.equal(negative, text) == (guide == "garment")  # the prompt is kept only by garment CFG
+    with pytest.raises(ValueError, match="guide"):
+        TeacherGenerator(micro_embedded, guide="reference")
 
 
 def test_run_eval_with_a_micro_model_fills_every_row(micro_embedded):

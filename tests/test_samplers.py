@@ -9,7 +9,7 @@ import torch
 
 from fashionchameleon.runtime.stream.cache import CacheLayout, KVCache
 from fashionchameleon.runtime.dit.model import TextKV
-from fashionchameleon.runtime.stream.sampler import denoise_chunk, sample_teacher
+from fashionchameleon.runtime.stream.sampler import denoise_chunk, null_garments, sample_teacher
 from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule
 
 
@@ -65,3 +65,28 @@ def test_student_predicts_x0_every_step_and_writes_the_clean_pass():
     assert [round(c[1], 1) for c in oracle.calls] == [1000.0, 937.5, 833.3, 625.0, 0.0]  # 4 steps + clean pass
     assert [c[3:] for c in oracle.calls] == [()] * 4 + [("kv",)]  # the clean pass only writes K/V
     assert cache.history_frames() == [2, 3, 4]  # committed as the sink
+
+
+def test_null_garments_zero_only_the_dropped_rows_garment_frames():
+    conds = torch.ones(3, 4, 3, 2, 2)  # [B, C, 1 reference + 2 garments, h, w]
+    out = null_garments(conds, 1, torch.tensor([True, False, True]))
+    assert out[:, :, 0].eq(1).all() and out[1].eq(1).all()  # references and the kept row untouched
+    assert out[0, :, 1:].eq(0).all() and out[2, :, 1:].eq(0).all()
+    assert conds.eq(1).all()  # a copy
+    assert null_garments(conds, 2)[:, :, 2:].eq(0).all() and null_garments(conds, 2)[:, :, :2].eq(1).all()
+
+
+def test_teacher_unconditional_rows_see_the_negative_conditions():
+    g = torch.Generator().manual_seed(2)
+    target = torch.randn(1, 4, 5, 2, 2, generator=g)
+    oracle = Oracle(target, n_cond=2)
+    seen = []
+    forward = oracle.forward
+    oracle.forward = lambda x, *a, **k: (seen.append(x[:, :, :2].clone()), forward(x, *a, **k))[1]
+    conds = torch.randn(1, 4, 2, 2, 2, generator=g)
+    text = torch.randn(1, 3, 8, generator=g)
+    out = sample_teacher(oracle, conds, text, text, torch.randn(1, 4, 5, 2, 2, generator=g), FlowMatchSchedule(),
+                         num_steps=4, cfg=2.0, negative_conditions=null_garments(conds, 1))
+    assert (out - target).abs().max().item() < 1e-4  # both rows aim at the data point: guidance keeps it
+    assert len(seen) == 4 and torch.equal(seen[0][0], conds[0])  # cond row: the conditions as given
+    assert torch.equal(seen[0][1, :, :1], conds[0, :, :1]) and seen[0][1, :, 1:].eq(0).all()  # uncond: null garment

@@ -143,3 +143,27 @@ def test_export_writes_the_average_and_a_resume_can_switch_it_on(tmp_path):
     run_stage(again, RunConfig(steps=5, save_every=1000), tmp_path, again.cfg)
     assert int(again.ema.updates) == 2 and all(torch.equal(again.ema.shadow.state_dict()[k], v)
                                                for k, v in shadow.items())
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_garment_dropout_feeds_null_garments_to_some_clips(dropout):
+    torch.manual_seed(0)
+    stage = TeacherStage(_cfg(garment_dropout=dropout), _fixed)
+    seen = []
+    stage.model.register_forward_pre_hook(lambda m, args: seen.append(args[0][:, :, :2].clone()))
+    for s in range(16):
+        stage.loss(_fixed(0), generator_for(3, s))
+    conds = torch.stack(seen)  # [16 steps, B, C, 2 conditions, h, w]
+    dropped = conds[:, :, :, 1].flatten(2).eq(0).all(-1)  # [16, B]: the garment frame is the null garment
+    assert torch.equal(conds[:, :, :, 0], _fixed(0).references[None, :, :, 0].expand_as(conds[:, :, :, 0]))
+    if dropout == 0:
+        assert not dropped.any()
+    else:
+        assert 0.25 < dropped.float().mean().item() < 0.75  # about half the clips, drawn per clip
+        kept, garments = ~dropped, conds[:, :, :, 1]
+        assert torch.equal(garments[kept], _fixed(0).garments[:, :, 0][None].expand_as(garments)[kept])
+
+
+def test_garment_dropout_must_be_a_probability():
+    with pytest.raises(ValueError, match="garment_dropout"):
+        _cfg(garment_dropout=1.0)

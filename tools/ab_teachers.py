@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
 from fashionchameleon.lab.metrics.generators import TeacherGenerator  # noqa: E402
+from fashionchameleon.runtime.stream.sampler import GUIDES  # noqa: E402
 from fashionchameleon.lab.train.runner import read_log  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 
@@ -68,7 +69,10 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--start", type=int, default=0, help="first test-split case (to add cases to an earlier run)")
     p.add_argument("--steps", type=int, default=30, help="teacher sampling steps")
-    p.add_argument("--cfg", type=float, default=3.0, help="text classifier-free guidance scale (1: none)")
+    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale (1: none)")
+    p.add_argument("--guide", default="text", choices=GUIDES,
+                   help="what CFG's unconditional rows drop: the prompt, the garments (a teacher trained with "
+                        "garment_dropout) or both")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="outputs/ab_teachers.json")
     args = p.parse_args()
@@ -83,10 +87,11 @@ def main() -> int:
         model = load_embedded(folder, parts=("teacher",))
         cfg = eval_config(config, args.samples, args.steps, args.start, args.cfg)
         shift = train_shift(config)
-        result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg, shift)}, cfg)
+        result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg, shift,
+                                                             guide=args.guide)}, cfg)
         metrics = result["rows"][0]["metrics"]
         rows.append({"arm": name, "step": step, "framing": cfg.framing, "shift": shift, "cfg": cfg.teacher_cfg,
-                     **{k: metrics.get(k) for k in SECTIONS}})
+                     "guide": args.guide, **{k: metrics.get(k) for k in SECTIONS}})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n| arm | step | {' | '.join(SECTIONS)} |\n|---|---:|" + "---:|" * len(SECTIONS))
     for r in rows:

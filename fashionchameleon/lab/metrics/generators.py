@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ...runtime.garment_layout import lay_out
 from ...runtime.stream.rescheduling import SwitchPolicy
+from ...runtime.stream.sampler import GUIDES, sample_teacher, unconditional
 from ...runtime.stream.schedule import FlowMatchSchedule
 from ..synthetic import Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image, plan_sample
 from ..synthetic.world import render_video
@@ -192,7 +193,12 @@ def teacher_inputs(model, sample: Sample) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class TeacherGenerator:
-    """The bidirectional teacher (`sample_teacher`): the whole clip at once, text CFG, no switches."""
+    """The bidirectional teacher (`sample_teacher`): the whole clip at once, CFG, no switches.
+
+    `guide` is what CFG's unconditional rows drop: "text" (the empty prompt; the paper's teacher),
+    "garment" (the null garments, same prompt; a teacher trained with `garment_dropout`) or "all"
+    (both).
+    """
 
     supports_switches = False
     chunk_frames = None
@@ -200,16 +206,16 @@ class TeacherGenerator:
     # the teacher samples on the schedule it was trained on (the teacher stage's shift, the paper's 5), whatever
     # shift the student's file streams with
     def __init__(self, model, steps: int = 30, cfg: float = 3.0, shift: float = FlowMatchSchedule.shift,
-                 name: str = "teacher"):
+                 name: str = "teacher", guide: str = "text"):
         if model.teacher is None:
             raise FileNotFoundError("the embedded teacher is not in the weights folder (teacher.safetensors)")
+        if guide not in GUIDES:
+            raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
         self.model, self.steps, self.cfg, self.name = model, int(steps), float(cfg), name
-        self.shift = float(shift)
+        self.shift, self.guide = float(shift), guide
 
     @torch.no_grad()
     def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
-        from ...runtime.stream.sampler import sample_teacher
-
         if list(switches):
             raise ValueError("the bidirectional teacher generates whole clips and cannot switch garments")
         model, codec, dit = self.model, self.model.codec, self.model.teacher
@@ -217,8 +223,9 @@ class TeacherGenerator:
         n = covering_frames(codec, frames)
         shape = (1, codec.latent_channels, codec.latent_frames(n), *conditions.shape[-2:])
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
-        latents = sample_teacher(dit, conditions, text, negative, noise,
-                                 FlowMatchSchedule(shift=self.shift), self.steps, self.cfg)
+        negative, uncond = unconditional(self.guide, conditions, sample.references.shape[0], text, negative)
+        latents = sample_teacher(dit, conditions, text, negative, noise, FlowMatchSchedule(shift=self.shift),
+                                 self.steps, self.cfg, negative_conditions=uncond)
         video, _ = codec.decode(latents)
         return video[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
 

@@ -40,6 +40,9 @@ class DiffusionStageConfig(JsonConfig):
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     text_dropout: float = 0.1
+    # teacher: the probability a clip's garment slots are all replaced by the null garment (an all-zero
+    # latent frame, `sampler.null_garments`), so the teacher can be guided on its garments; 0 = never
+    garment_dropout: float = 0.0
     shift: float = 5.0
     foreground_weight: float = 0.0  # loss weight 1 + this x person cover per latent cell (world data); 0 = uniform
     # extra loss weight per named world mask ("upper", "lower", "full", "head", "hair", "skin"): its
@@ -66,6 +69,8 @@ class DiffusionStageConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         check_layout(self.garment_layout)
+        if not 0.0 <= self.garment_dropout < 1.0:
+            raise ValueError(f"garment_dropout must be in [0, 1), got {self.garment_dropout}")
         bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
         if bad:
             raise ValueError(f"region_weights must map mask names to weights >= 0, got {bad}")

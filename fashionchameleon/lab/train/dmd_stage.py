@@ -55,7 +55,7 @@ from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ...runtime.dit.model import TextKV, WanDiT
 from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
-from ...runtime.stream.sampler import condition_pass, denoise_chunk
+from ...runtime.stream.sampler import GUIDES, condition_pass, denoise_chunk, unconditional
 from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
 from ..weights_world import world_entry
@@ -94,6 +94,8 @@ class DMDStageConfig(JsonConfig):
     shift: float = 5.0
     cfg: float = 3.0  # real-score text guidance as Self-Forcing writes it: cond + cfg x (cond - uncond), so 0 is
     # none and 3 is the sampler's scale 4 (`sample_teacher` and the eval write uncond + cfg x (cond - uncond))
+    guide: str = "text"  # what the real score's unconditional pass drops (`sampler.GUIDES`; "garment": a teacher
+    # trained with garment dropout, guided on its garments)
     tau: float = 0.2
     reweight: bool = True
     update_ratio: int = 5  # generator updated every `update_ratio` steps, the critic every step
@@ -118,6 +120,8 @@ class DMDStageConfig(JsonConfig):
             raise ValueError(f"carry_chunks ({self.carry_chunks}) must be 0 or at least num_chunks ({self.num_chunks})")
         if self.carry_every < 1:
             raise ValueError(f"carry_every must be at least 1, got {self.carry_every}")
+        if self.guide not in GUIDES:
+            raise ValueError(f"guide must be one of {GUIDES}, got {self.guide!r}")
 
     @property
     def scored_chunks(self) -> int:
@@ -260,7 +264,8 @@ class DMDStage:
         x_t = self.schedule.add_noise(video.detach(), noise, t[:, None, None, None, None])
         with torch.no_grad():
             real_c = self._x0(self.teacher, conds, x_t, t, text_c)
-            real_u = self._x0(self.teacher, conds, x_t, t, text_u)
+            text_n, conds_n = unconditional(self.cfg.guide, conds, batch.references.shape[2], text_c, text_u)
+            real_u = self._x0(self.teacher, conds_n, x_t, t, text_n)
             real = real_c + self.cfg.cfg * (real_c - real_u)
             fake = self._x0(self.critic, conds, x_t, t, text_c)
             grad = fake - real

@@ -5,7 +5,9 @@ noisy video latents at one sampled t; flow-matching loss on the video frames onl
 timestep (`timestep_weight`: bell or uniform) and per latent cell by the person's cover
 (`foreground_weight`) and by named regions' covers (`region_weights`: a garment slot, the head);
 the prompt is dropped to "" with probability `text_dropout` so the teacher supports text CFG.
-Conditions are never dropped (docs/method.md §2.1).
+The paper never drops conditions (docs/method.md §2.1); with `garment_dropout` a clip's garment slots
+are replaced by the null garment with that probability, so the teacher can also be guided on its
+garments (`sample_teacher`'s `negative_conditions`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import LatentBatch
+from ...runtime.stream.sampler import null_garments
 from ...runtime.stream.schedule import frame_timesteps
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
 
@@ -26,6 +29,9 @@ class TeacherStage(DiTStage):
     def loss(self, batch: LatentBatch, generator: torch.Generator) -> torch.Tensor:
         conds = batch.conditions
         b, _, n = conds.shape[:3]
+        if self.cfg.garment_dropout > 0:
+            drop = torch.rand(b, generator=generator) < self.cfg.garment_dropout  # [B]
+            conds = null_garments(conds, batch.references.shape[2], drop)
         f = batch.video.shape[2]
         t = sample_timesteps(self.schedule, (b,), generator).to(self.device)  # one t per clip
         noise = torch.randn(batch.video.shape, generator=generator).to(self.device)

@@ -5,8 +5,10 @@ step predict x0 from the cache plus the current noisy chunk; re-noise x0 to the 
 with fresh noise; after the last step run the clean x0 once more at t = `context_noise` (0) to
 write the chunk's "clean-context" KV, then commit the chunk to the cache.
 
-Teacher: a bidirectional flow-matching Euler ODE over the whole clip with text-only CFG
-(conditions are never dropped, as in the paper).
+Teacher: a bidirectional flow-matching Euler ODE over the whole clip with CFG. The paper's teacher
+guides on the text alone (its conditions are never dropped). A teacher trained with garment dropout
+(`null_garments`: a dropped slot is an all-zero latent frame) can also be guided on its garments:
+the unconditional rows then see the null garments (`negative_conditions`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ from ..dit.model import TextKV, WanDiT
 from .phase_norm import guard_chunk
 from .schedule import FlowMatchSchedule, frame_timesteps
 
-__all__ = ["StepInfo", "denoise_chunk", "condition_pass", "sample_teacher"]
+__all__ = ["StepInfo", "denoise_chunk", "condition_pass", "sample_teacher", "null_garments", "GUIDES",
+           "unconditional"]
+
+GUIDES = ("text", "garment", "all")  # what CFG's unconditional rows leave out
 
 
 @dataclass(frozen=True)
@@ -100,21 +105,43 @@ def condition_pass(model: WanDiT, cache: KVCache, text: TextKV, latents: dict[tu
     cache.commit(plan)
 
 
+def null_garments(conditions: torch.Tensor, first_garment: int, drop: torch.Tensor | None = None) -> torch.Tensor:
+    """Conditions `[B, C, n, h, w]` with the garment frames (index `first_garment` on) set to the null
+    garment, an all-zero latent frame; `drop` `[B]` bool picks the rows (None: every row). A copy."""
+    out = conditions.clone()
+    rows = slice(None) if drop is None else drop.to(out.device)
+    out[rows, :, first_garment:] = 0.0
+    return out
+
+
+def unconditional(guide: str, conditions: torch.Tensor, first_garment: int, text, negative):
+    """The unconditional rows' (prompt features, conditions) for a `guide` (`GUIDES`): "text" drops the
+    prompt (the paper's teacher), "garment" the garments (a teacher trained with garment dropout), "all"
+    both. `text` / `negative` are the prompt's and the empty prompt's features (or `TextKV`s)."""
+    if guide not in GUIDES:
+        raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
+    conds = conditions if guide == "text" else null_garments(conditions, first_garment)
+    return (text if guide == "garment" else negative), conds
+
+
 @torch.no_grad()
 def sample_teacher(model: WanDiT, conditions: torch.Tensor, text: torch.Tensor, negative: torch.Tensor,
                    noise: torch.Tensor, schedule: FlowMatchSchedule, num_steps: int = 30, cfg: float = 3.0,
-                   on_step: StepCallback | None = None) -> torch.Tensor:
-    """Bidirectional many-step sampling with text CFG.
+                   on_step: StepCallback | None = None,
+                   negative_conditions: torch.Tensor | None = None) -> torch.Tensor:
+    """Bidirectional many-step sampling with CFG.
 
     conditions `[B, C, n, h, w]` (clean, t = 0), text/negative prompt features `[B, Lt, text_dim]`,
-    noise `[B, C, F, h, w]`. Returns clean video latents `[B, C, F, h, w]`.
+    noise `[B, C, F, h, w]`; the unconditional rows see `negative` and `negative_conditions` (default:
+    the same conditions, i.e. text CFG). Returns clean video latents `[B, C, F, h, w]`.
     """
     b, _, n = conditions.shape[:3]
     f = noise.shape[2]
     positions = list(range(n + f))
     ts = schedule.sample_timesteps(num_steps)
     both = model.text_kv(torch.cat([text, negative]).to(model.device))  # cond rows first, then uncond
-    cond2 = torch.cat([conditions, conditions]).to(model.device, torch.float32)
+    uncond = conditions if negative_conditions is None else negative_conditions
+    cond2 = torch.cat([conditions, uncond]).to(model.device, torch.float32)
     x = noise.to(model.device, torch.float32)
     for i in range(num_steps):
         t = float(ts[i])
