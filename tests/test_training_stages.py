@@ -143,6 +143,12 @@ def test_export_writes_the_average_and_a_resume_can_switch_it_on(tmp_path):
     run_stage(again, RunConfig(steps=5, save_every=1000), tmp_path, again.cfg)
     assert int(again.ema.updates) == 2 and all(torch.equal(again.ema.shadow.state_dict()[k], v)
                                                for k, v in shadow.items())
+    small = tmp_path / "with_average"
+    compact_state(tmp_path / "state.safetensors", small / "state.safetensors", keep_optional=True)
+    kept = TeacherStage(_cfg(ema_decay=0.99), _fixed)  # a compact state that kept the average resumes it (fp16)
+    run_stage(kept, RunConfig(steps=5, save_every=1000), small, kept.cfg)
+    assert int(kept.ema.updates) == 2
+    assert all(torch.allclose(kept.ema.shadow.state_dict()[k], v, atol=1e-3) for k, v in shadow.items())
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])

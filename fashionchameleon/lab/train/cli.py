@@ -106,6 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compact", metavar="DIR", help="instead of training: write a small copy of --out's state "
                    "(fp16 weights, no optimizer moments) to DIR, to commit between sessions; resume there with "
                    "--out DIR")
+    p.add_argument("--keep-average", action="store_true", help="with --compact: keep the weights' moving average "
+                   "too (twice the size), so a resume goes on with it")
     p.add_argument("--export", metavar="DIR", help="instead of training: export the weights of --out's saved state "
                    "(e.g. a snapshot of a run that is still training) to DIR")
     p.set_defaults(fn=main)
@@ -116,7 +118,8 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.compact:
-        out = compact_state(Path(args.out) / STATE_FILE, Path(args.compact) / STATE_FILE)
+        out = compact_state(Path(args.out) / STATE_FILE, Path(args.compact) / STATE_FILE,
+                            keep_optional=args.keep_average)
         log.info("wrote %s (%.1f MiB)", out, out.stat().st_size / 2**20)
         return 0
     spec = TrainFile.read(args.config or CONFIG_DIR / f"{args.stage}.json")

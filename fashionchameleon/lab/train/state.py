@@ -93,15 +93,19 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
     return int(ckpt.metadata["step"]), extra
 
 
-def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+def compact_state(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16,
+                  keep_optional: bool = False) -> Path:
     """Copy a training state without optimizer moments, module weights cast to `dtype` (see module doc).
 
     Modules the state lists as optional (`optional_in_state`, e.g. a DiT stage's weights' average,
     which a resumed run restarts from the resumed weights) are left out too, so the copy stays one
-    network's size; every module a resume needs is kept.
+    network's size; every module a resume needs is kept. `keep_optional` keeps them as well (twice
+    the size): a resumed teacher then goes on with its average, and its export is the average at
+    once instead of after ~1,000 steps.
     """
     ckpt = load_checkpoint(src, expect_stage="training")
-    dropped = tuple(f"module.{m}." for m in json.loads(ckpt.metadata.get(OPTIONAL_MODULES, "[]")))
+    optional = [] if keep_optional else json.loads(ckpt.metadata.get(OPTIONAL_MODULES, "[]"))
+    dropped = tuple(f"module.{m}." for m in optional)
     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.tensors.items()
                if k.startswith("module.") and not k.startswith(dropped)}
     tensors["rng.torch"] = ckpt.tensors["rng.torch"]
