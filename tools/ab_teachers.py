@@ -87,8 +87,8 @@ def main() -> int:
         model = load_embedded(folder, parts=("teacher",))
         cfg = eval_config(config, args.samples, args.steps, args.start, args.cfg)
         shift = train_shift(config)
-        result = run_eval({"teacher": TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg, shift,
-                                                             guide=args.guide)}, cfg)
+        teacher = TeacherGenerator(model, cfg.teacher_steps, cfg.teacher_cfg, shift, guide=args.guide)
+        result = run_eval({"teacher": teacher}, cfg)
         metrics = result["rows"][0]["metrics"]
         rows.append({"arm": name, "step": step, "framing": cfg.framing, "shift": shift, "cfg": cfg.teacher_cfg,
                      "guide": args.guide, **{k: metrics.get(k) for k in SECTIONS}})

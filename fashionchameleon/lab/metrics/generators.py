@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ...runtime.garment_layout import lay_out
 from ...runtime.stream.rescheduling import SwitchPolicy
-from ...runtime.stream.sampler import GUIDES, sample_teacher, unconditional
+from ...runtime.stream.sampler import check_guide, sample_teacher, unconditional
 from ...runtime.stream.schedule import FlowMatchSchedule
 from ..synthetic import Garment, Sample, SamplePlan, WorldConfig, garment_from_image, outfit_from_image, plan_sample
 from ..synthetic.world import render_video
@@ -209,8 +209,7 @@ class TeacherGenerator:
                  name: str = "teacher", guide: str = "text"):
         if model.teacher is None:
             raise FileNotFoundError("the embedded teacher is not in the weights folder (teacher.safetensors)")
-        if guide not in GUIDES:
-            raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
+        check_guide(guide)
         self.model, self.steps, self.cfg, self.name = model, int(steps), float(cfg), name
         self.shift, self.guide = float(shift), guide
 

@@ -55,7 +55,7 @@ from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
 from ...runtime.dit.model import TextKV, WanDiT
 from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
-from ...runtime.stream.sampler import GUIDES, condition_pass, denoise_chunk, unconditional
+from ...runtime.stream.sampler import check_guide, condition_pass, denoise_chunk, unconditional
 from ...runtime.stream.schedule import FlowMatchSchedule, frame_timesteps, shift_sigma
 from ...runtime.stream.seeding import generator_for
 from ..weights_world import world_entry
@@ -120,8 +120,7 @@ class DMDStageConfig(JsonConfig):
             raise ValueError(f"carry_chunks ({self.carry_chunks}) must be 0 or at least num_chunks ({self.num_chunks})")
         if self.carry_every < 1:
             raise ValueError(f"carry_every must be at least 1, got {self.carry_every}")
-        if self.guide not in GUIDES:
-            raise ValueError(f"guide must be one of {GUIDES}, got {self.guide!r}")
+        check_guide(self.guide)
 
     @property
     def scored_chunks(self) -> int:

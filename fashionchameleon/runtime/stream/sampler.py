@@ -23,7 +23,7 @@ from .phase_norm import guard_chunk
 from .schedule import FlowMatchSchedule, frame_timesteps
 
 __all__ = ["StepInfo", "denoise_chunk", "condition_pass", "sample_teacher", "null_garments", "GUIDES",
-           "unconditional"]
+           "check_guide", "unconditional"]
 
 GUIDES = ("text", "garment", "all")  # what CFG's unconditional rows leave out
 
@@ -114,12 +114,17 @@ def null_garments(conditions: torch.Tensor, first_garment: int, drop: torch.Tens
     return out
 
 
+def check_guide(guide: str) -> None:
+    """Raise ValueError unless `guide` is one of `GUIDES`."""
+    if guide not in GUIDES:
+        raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
+
+
 def unconditional(guide: str, conditions: torch.Tensor, first_garment: int, text, negative):
     """The unconditional rows' (prompt features, conditions) for a `guide` (`GUIDES`): "text" drops the
     prompt (the paper's teacher), "garment" the garments (a teacher trained with garment dropout), "all"
     both. `text` / `negative` are the prompt's and the empty prompt's features (or `TextKV`s)."""
-    if guide not in GUIDES:
-        raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
+    check_guide(guide)
     conds = conditions if guide == "text" else null_garments(conditions, first_garment)
     return (text if guide == "garment" else negative), conds
 
