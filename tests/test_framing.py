@@ -1,10 +1,10 @@
 """The world framed like fashion video: a portrait frame, a camera that follows the person, who fills it;
-the default (full-body, square) world renders exactly as before; the teacher trains on portrait batches."""
+the default (full-body, square) world renders as before; the teacher trains on portrait batches."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,24 +26,32 @@ SEEDS = (2_000_000, 2_000_001, 2_000_003, 2_000_004, 2_000_006, 2_000_009, 2_000
 GESTURES = ("wave", "raise_arms")  # the arms of these may leave a tight frame; the body never does
 FASHION = WorldConfig(framing="fashion", frames=32, max_reference_views=2)
 
-# sha256 (first 32 hex digits) of every tensor, the prompt and the meta (less the framing keys added with
-# the framings) of `make_sample(seed, config)`, computed with the world before the framings existed
-BEFORE = {
-    (0, 128): "8f209bd58e98767c68e4215dc99b7cb9", (7, 128): "0f3d31ce63129a265254e13dc40157e8",
-    (2_000_003, 128): "d2918c5899ad1d850865a20af32d141a", (2_000_012, 128): "e70e535d35fa239e383b50e01b0ca754",
-    (0, 64): "d49728095b0fdf44c98d3eab30130212", (2_000_012, 64): "8faf615b19c72645d5be7e30070d062d",
-}
+# the default world's samples (seed, size) whose signatures `data/default_world.json` keeps. They were first
+# sha256 digests taken before the framings existed; float kernels differ between CPUs (AVX-512 against AVX2) in
+# the last bits, so they became signatures compared with a tolerance, written on the same code
+# (`PYTHONPATH=. python tests/test_framing.py` writes them again, after a deliberate change to the default world)
+BEFORE = ((0, 128), (7, 128), (2_000_003, 128), (2_000_012, 128), (0, 64), (2_000_012, 64))
+SIGNATURES = Path(__file__).parent / "data" / "default_world.json"
 
 
-def _digest(s) -> str:
-    h = hashlib.sha256()
-    for t in [s.video, s.references, s.background, *[s.garments[k] for k in sorted(s.garments)],
-              *[s.masks[k] for k in sorted(s.masks)], *[s.reference_masks[k] for k in sorted(s.reference_masks)]]:
-        h.update(t.contiguous().numpy().tobytes())
-    h.update(s.prompt.encode())
-    h.update(json.dumps({k: v for k, v in s.meta.items() if k not in ("framing", "height", "width")},
-                        sort_keys=True).encode())
-    return h.hexdigest()[:32]
+def _default_sample(seed: int, size: int):
+    config = WorldConfig(frames=4) if size == 128 else WorldConfig(size=64, frames=4, slots="full")
+    return config, make_sample(seed, config)
+
+
+def _signature(s) -> dict:
+    """What a sample must keep: every tensor's mean per leading slice (frame, channel) and its 4 x 4 block means
+    (averaged over the slices), the prompt, and the meta less the framing keys added with the framings."""
+    tensors = [s.video, s.references, s.background, *[s.garments[k] for k in sorted(s.garments)],
+               *[s.masks[k] for k in sorted(s.masks)], *[s.reference_masks[k] for k in sorted(s.reference_masks)]]
+    out = []
+    for t in tensors:
+        flat = t.float().reshape(-1, *t.shape[-2:])  # [N, H, W]
+        blocks = torch.nn.functional.adaptive_avg_pool2d(flat[None], 4)[0].mean(0)  # [4, 4]
+        out.append({"shape": list(t.shape), "slices": [round(v, 5) for v in flat.mean((1, 2)).tolist()],
+                    "blocks": [round(v, 5) for v in blocks.flatten().tolist()]})
+    meta = {k: v for k, v in s.meta.items() if k not in ("framing", "height", "width")}
+    return {"tensors": out, "prompt": s.prompt, "meta": json.loads(json.dumps(meta, sort_keys=True))}
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +64,15 @@ def fashion():
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("seed, size", sorted(BEFORE))
-def test_the_default_world_renders_exactly_as_before(seed, size):
-    config = WorldConfig(frames=4) if size == 128 else WorldConfig(size=64, frames=4, slots="full")
+@pytest.mark.parametrize("seed, size", BEFORE)
+def test_the_default_world_renders_as_before(seed, size):
+    config, s = _default_sample(seed, size)
     assert config.framing == "full_body" and config.frame_size == (size, size)
-    s = make_sample(seed, config)
-    assert _digest(s) == BEFORE[seed, size]
+    want, got = json.loads(SIGNATURES.read_text())[f"{seed}-{size}"], _signature(s)
+    assert (got["prompt"], got["meta"]) == (want["prompt"], want["meta"])
+    assert [t["shape"] for t in got["tensors"]] == [t["shape"] for t in want["tensors"]]
+    for a, b in zip(got["tensors"], want["tensors"]):  # float noise is ~1e-6; a moved limb or pattern is > 1e-2
+        assert np.allclose(a["slices"], b["slices"], atol=2e-3) and np.allclose(a["blocks"], b["blocks"], atol=2e-3)
     assert (s.meta["framing"], s.meta["height"], s.meta["width"]) == ("full_body", size, size)
 
 
@@ -205,3 +216,9 @@ def test_studio_plates_do_not_change_along_x():
         plate = render_background(spec, 144, 112)
         assert plate.shape == (3, 144, 112) and torch.equal(plate, plate[:, :, :1].expand_as(plate))
         assert torch.equal(render_background(spec, 96, 96), render_background(spec, 96))
+
+
+if __name__ == "__main__":  # rewrite the default world's signatures (after a deliberate change to that world)
+    SIGNATURES.parent.mkdir(exist_ok=True)
+    SIGNATURES.write_text(json.dumps({f"{seed}-{size}": _signature(_default_sample(seed, size)[1])
+                                      for seed, size in BEFORE}, indent=1) + "\n")
