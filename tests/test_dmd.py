@@ -85,9 +85,9 @@ def test_long_rollout_streams_context_through_the_rolling_window_and_scores_the_
     seen: list[tuple[bool, int, list[int]]] = []  # (grad enabled, visible key frames, positions) per video pass
     chunk = stage._chunk
 
-    def spy(cache, text, shape, exit_step, g, grad):
+    def spy(cache, text, shape, exit_step, g, grad, hint):
         seen.append((grad, exit_step))
-        return chunk(cache, text, shape, exit_step, g, grad)
+        return chunk(cache, text, shape, exit_step, g, grad, hint)
 
     monkeypatch.setattr(stage, "_chunk", spy)
     plans = []
@@ -127,8 +127,8 @@ def test_random_context_draws_the_context_length_per_step_and_fixed_keeps_the_lo
     assert {drawn.context_chunks(g) for g in gens} == {0, 1, 2, 3}
     calls = []
     chunk = drawn._chunk
-    drawn._chunk = lambda cache, text, shape, exit_step, g, grad: calls.append(grad) or chunk(  # noqa: E731
-        cache, text, shape, exit_step, g, grad)
+    drawn._chunk = lambda cache, text, shape, exit_step, g, grad, hint: calls.append(grad) or chunk(  # noqa: E731
+        cache, text, shape, exit_step, g, grad, hint)
     batch = _batch(0)
     text = drawn.generator.text_kv(drawn.text.encode(batch.prompts))
     video = drawn.rollout(batch, text, exit_step=0, g=torch.Generator().manual_seed(1), grad=True, context=0)

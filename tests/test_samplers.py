@@ -27,7 +27,7 @@ class Oracle(torch.nn.Module):
     def text_kv(self, context: torch.Tensor) -> TextKV:
         return TextKV([context], [context])
 
-    def forward(self, x, t, context, positions, attention=None):
+    def forward(self, x, t, context, positions, attention=None, hint=None):
         self.calls.append((x.shape[2], t[0, -1].item(), x.shape[0]))
         sigma = (t / 1000.0)[:, None, :, None, None].clamp_min(1e-6)
         if x.shape[2] == self.target.shape[2]:  # student chunk: no conditions in the input
@@ -35,7 +35,7 @@ class Oracle(torch.nn.Module):
         v = (x - torch.cat([x[:, :, :self.n_cond], self.target.expand(x.shape[0], -1, -1, -1, -1)], 2)) / sigma
         return v
 
-    def write_kv(self, x, t, context, positions, attention):  # a KV pass: recorded, no output
+    def write_kv(self, x, t, context, positions, attention, hint=None):  # a KV pass: recorded, no output
         self.calls.append((x.shape[2], t[0, -1].item(), x.shape[0], "kv"))
 
 

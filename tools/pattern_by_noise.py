@@ -78,7 +78,7 @@ class NoisedTruthTeacher:
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)))
             start = schedule.add_noise(x0, noise, schedule.start)
             x0 = sample_teacher(model.teacher, conditions, text, negative, start, schedule, schedule.tail_steps(),
-                                self.cfg)
+                                self.cfg, first_garment=sample.references.shape[0])
         out, _ = codec.decode(x0)
         return out[0].transpose(0, 1).float()[:frames].clamp(-1.0, 1.0)
 

@@ -69,9 +69,14 @@ class ModelConfig(JsonConfig):
     qk_norm: bool = True
     cross_attn_norm: bool = True
     rope_theta: float = 10000.0
+    # the embedded model's aligned garment input (`dit/garment_hint.py`): this many garment slots, each laid
+    # where it is worn, enter every video frame's tokens through `garment_embedding`; 0 (Wan) = none
+    garment_hint: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
+        if self.garment_hint < 0:
+            raise ConfigError(f"garment_hint must be >= 0 slots, got {self.garment_hint}")
         if self.dim % self.num_heads:
             raise ConfigError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if self.head_dim % 2:
@@ -96,7 +101,8 @@ class ModelConfig(JsonConfig):
         embed = (self.in_dim * pt * ph * pw * d + d) + linear(self.text_dim, d) + linear(d, d)
         embed += linear(self.freq_dim, d) + linear(d, d) + linear(d, 6 * d)
         head = linear(d, self.out_dim * pt * ph * pw) + 2 * d
-        return embed + self.num_layers * block + head
+        hint = self.garment_hint * self.in_dim * pt * ph * pw * d  # (no bias)
+        return embed + self.num_layers * block + head + hint
 
 
 
@@ -224,9 +230,10 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], name: str = "inferred")
     layers = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks."))
     qk_norm = "blocks.0.self_attn.norm_q.weight" in state_dict
     cross_norm = "blocks.0.norm3.weight" in state_dict
+    hint = state_dict["garment_embedding.weight"].shape[1] // in_dim if "garment_embedding.weight" in state_dict else 0
     same_width = [p for p in PRESETS.values() if p.dim == dim]
     heads = same_width[0].num_heads if same_width else max(1, dim // 128)
     text_len = same_width[0].text_len if same_width else 512
     return ModelConfig(name=name, dim=dim, ffn_dim=ffn_dim, num_heads=heads, num_layers=layers, in_dim=in_dim,
                        out_dim=out_dim, patch_size=(pt, ph, pw), text_dim=text_dim, text_len=text_len,
-                       freq_dim=freq_dim, qk_norm=qk_norm, cross_attn_norm=cross_norm)
+                       freq_dim=freq_dim, qk_norm=qk_norm, cross_attn_norm=cross_norm, garment_hint=hint)

@@ -224,7 +224,8 @@ class TeacherGenerator:
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
         negative, uncond = unconditional(self.guide, conditions, sample.references.shape[0], text, negative)
         latents = sample_teacher(dit, conditions, text, negative, noise, FlowMatchSchedule(shift=self.shift),
-                                 self.steps, self.cfg, negative_conditions=uncond)
+                                 self.steps, self.cfg, negative_conditions=uncond,
+                                 first_garment=sample.references.shape[0])
         video, _ = codec.decode(latents)
         return video[0].transpose(0, 1).float().cpu()[:frames].clamp(-1.0, 1.0)
 

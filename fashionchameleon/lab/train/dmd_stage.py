@@ -53,6 +53,7 @@ from ...runtime.stream.cache import CacheLayout, KVCache
 from ...runtime.files.checkpoint import save_checkpoint
 from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
+from ...runtime.dit.garment_hint import frame_hint, slot_hint
 from ...runtime.dit.model import TextKV, WanDiT
 from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
 from ...runtime.stream.sampler import check_guide, condition_pass, denoise_chunk, unconditional
@@ -207,7 +208,8 @@ class DMDStage:
         for index in range(context + self.cfg.scored_chunks):
             scored = index >= context
             x0 = self._chunk(cache, text, (b, ch, self.cfg.chunk_frames, h, w),
-                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored)
+                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored,
+                             slot_hint(self.generator.cfg.garment_hint, batch.conditions, batch.references.shape[2]))
             if scored:
                 chunks.append(x0)
         return torch.cat(chunks, dim=2)
@@ -220,12 +222,12 @@ class DMDStage:
         return self.stream_chunks(self.open_stream(batch, text), batch, text, context, exit_step, g, grad)
 
     def _chunk(self, cache: KVCache, text: TextKV, shape: tuple[int, ...], exit_step: int, g: torch.Generator,
-               grad: bool) -> torch.Tensor:
+               grad: bool, hint: torch.Tensor | None) -> torch.Tensor:
         """The stream's chunk loop (`denoise_chunk`) up to `exit_step`, its noise drawn from the rollout's `g`
-        (only the exit step's pass carries gradient if `grad`)."""
+        (only the exit step's pass carries gradient if `grad`); `hint`: the generator's garment hint or None."""
         return denoise_chunk(self.generator, cache, text, lambda _: torch.randn(shape, generator=g), self.timesteps,
                              self.schedule, phase_norm=self.cfg.phase_norm, exit_step=exit_step, grad=grad,
-                             project=self._project if self.cfg.reproject else None)
+                             project=self._project if self.cfg.reproject else None, hint=hint)
 
     def _project(self, x0: torch.Tensor) -> torch.Tensor:
         """The codec round trip of a chunk (`reproject`): its value re-projected, its gradient straight through."""
@@ -237,10 +239,17 @@ class DMDStage:
         u = torch.randint(0, 1000, (b,), generator=g).float() / 1000.0
         return (shift_sigma(u, self.cfg.shift) * 1000.0).clamp(20.0, 980.0).to(self.device)
 
-    def _x0(self, model: WanDiT, conds: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, text: TextKV) -> torch.Tensor:
+    def _velocity(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
+                  text: TextKV) -> torch.Tensor:
+        """A bidirectional pass (teacher or critic) over the conditions and the noised clip: its velocity on the clip."""
         n, f = conds.shape[2], x_t.shape[2]
         t_frames = frame_timesteps(t, f, n)  # [B, n + F]
-        v = model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)))[:, :, n:].float()
+        hint = frame_hint(slot_hint(model.cfg.garment_hint, conds, first_garment), [(n, False), (f, True)])
+        return model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)), hint=hint)[:, :, n:].float()
+
+    def _x0(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
+            text: TextKV) -> torch.Tensor:
+        v = self._velocity(model, conds, first_garment, x_t, t, text)
         return self.schedule.x0_from_velocity(x_t, v, t[:, None, None, None, None])
 
     def frame_weights(self, video: torch.Tensor, batch: LatentBatch) -> torch.Tensor:
@@ -256,17 +265,17 @@ class DMDStage:
 
     def dmd_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, text_u: TextKV,
                  g: torch.Generator) -> tuple[torch.Tensor, dict]:
-        conds = batch.conditions
+        conds, first = batch.conditions, batch.references.shape[2]
         b = video.shape[0]
         t = self._score_t(b, g)
         noise = torch.randn(video.shape, generator=g).to(self.device)
         x_t = self.schedule.add_noise(video.detach(), noise, t[:, None, None, None, None])
         with torch.no_grad():
-            real_c = self._x0(self.teacher, conds, x_t, t, text_c)
-            text_n, conds_n = unconditional(self.cfg.guide, conds, batch.references.shape[2], text_c, text_u)
-            real_u = self._x0(self.teacher, conds_n, x_t, t, text_n)
+            real_c = self._x0(self.teacher, conds, first, x_t, t, text_c)
+            text_n, conds_n = unconditional(self.cfg.guide, conds, first, text_c, text_u)
+            real_u = self._x0(self.teacher, conds_n, first, x_t, t, text_n)
             real = real_c + self.cfg.cfg * (real_c - real_u)
-            fake = self._x0(self.critic, conds, x_t, t, text_c)
+            fake = self._x0(self.critic, conds, first, x_t, t, text_c)
             grad = fake - real
             norm = (video.detach() - real).abs().mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
             grad = torch.nan_to_num(grad / norm)
@@ -276,13 +285,10 @@ class DMDStage:
         return loss, {"dmd": loss.detach(), "grad_norm": grad.abs().mean()}
 
     def critic_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, g: torch.Generator) -> torch.Tensor:
-        conds = batch.conditions
-        n, f = conds.shape[2], video.shape[2]
         t = self._score_t(video.shape[0], g)
         noise = torch.randn(video.shape, generator=g).to(self.device)
         x_t = self.schedule.add_noise(video, noise, t[:, None, None, None, None])
-        t_frames = frame_timesteps(t, f, n)  # [B, n + F]
-        v = self.critic(torch.cat([conds, x_t], dim=2), t_frames, text_c, list(range(n + f)))[:, :, n:].float()
+        v = self._velocity(self.critic, batch.conditions, batch.references.shape[2], x_t, t, text_c)
         return F.mse_loss(v, self.schedule.velocity_target(video, noise))
 
     # ------------------------------------------------------------------ step

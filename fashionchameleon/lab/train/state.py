@@ -7,7 +7,9 @@ JSON metadata. The file is overwritten in place, atomically, so a run keeps one 
 `compact_state` writes a copy small enough to commit between sessions: module weights in fp16,
 no optimizer moments (a 9 M-parameter DiT: ~18 MB instead of ~108 MB). Resuming from it restores
 the weights, the step and the RNG, starts the optimizers afresh and tells the runner to warm the
-learning rate up again (`extra[OPTIMIZER_RESET]`).
+learning rate up again (`extra[OPTIMIZER_RESET]`). A model that has grown parameters since its state
+was saved (`model.GROWN_PARAMETERS`, e.g. a garment hint added to a trained teacher) resumes with them
+at their initial zeros and restarts its optimizers the same way.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
+from ...runtime.dit.model import is_grown
 from .distributed import unwrap
 
 __all__ = ["save_state", "load_state", "compact_state", "OPTIMIZER_RESET"]
@@ -76,16 +79,20 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
                device: torch.device | str = "cpu") -> tuple[int, dict]:
     """Restore modules and optimizers in place; returns (step, extra)."""
     ckpt = load_checkpoint(path, expect_stage="training")
+    grew = False  # a module gained parameters the state lacks: its optimizer's groups no longer match
     for name, module in modules.items():
         prefix = f"module.{name}."
         sd = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
         if not sd and getattr(module, "optional_in_state", False):
             continue  # e.g. an EMA switched on after this state was saved: it starts afresh
-        unwrap(module).load_state_dict(sd, strict=True)
+        target = unwrap(module).state_dict()
+        grown = {k: v for k, v in target.items() if k not in sd and is_grown(k)}  # kept at their initial zeros
+        grew = grew or bool(grown)
+        unwrap(module).load_state_dict({**sd, **grown}, strict=True)
     optim_meta = json.loads(ckpt.metadata["optimizers"])
     extra = json.loads(ckpt.metadata["extra"])
     for name, opt in optimizers.items():
-        if name in optim_meta:
+        if name in optim_meta and not grew:
             _restore_optimizer(name, opt, {k: v.to(device) for k, v in ckpt.tensors.items()}, optim_meta[name])
         else:
             extra[OPTIMIZER_RESET] = True

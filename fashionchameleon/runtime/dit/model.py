@@ -7,7 +7,9 @@ so a Wan2.2-TI2V-5B-layout state dict loads with `strict=True`.
 FashionChameleon's in-context conditioning needs no extra parameters: reference view(s) and
 garment slot(s) are clean latent frames at timestep 0 placed before the video frames, each with
 its own temporal RoPE position. Timesteps are per frame (Wan2.2 takes one per token; all tokens
-of a frame share one).
+of a frame share one). The embedded model may add one input of its own (`ModelConfig.garment_hint`,
+`garment_hint.py`): the garment slots laid where they are worn, patch-embedded by
+`garment_embedding` (zero-initialised, no bias) and added to the tokens of the frames a `hint` covers.
 
 How self-attention sees other tokens is delegated to an *attention backend* (`SelfAttention`
 protocol): `FullSequence` attends within the given frames under a frame mask (teacher,
@@ -30,7 +32,17 @@ from ..config import ModelConfig
 from .fused import feed_forward, gated_add, modulated_norm, modulation_terms, rms_norm
 from .rope import apply_rope, rope_cos_sin
 
-__all__ = ["WanDiT", "SelfAttention", "KVWriter", "FullSequence", "TextKV", "sinusoidal_embedding"]
+__all__ = ["WanDiT", "SelfAttention", "KVWriter", "FullSequence", "TextKV", "sinusoidal_embedding", "GROWN_PARAMETERS",
+           "is_grown"]
+
+# parameters a model may have that an older checkpoint lacks: zero-initialised, so a model grown from that
+# checkpoint computes what it computed (loaders keep the model's zeros for them)
+GROWN_PARAMETERS = ("garment_embedding.weight",)
+
+
+def is_grown(key: str) -> bool:
+    """Whether a state-dict key (also under a prefix, e.g. an EMA's `shadow.`) names a grown parameter."""
+    return any(key == g or key.endswith("." + g) for g in GROWN_PARAMETERS)
 
 
 class SelfAttention(Protocol):
@@ -217,6 +229,8 @@ class WanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
+        self.garment_embedding = (nn.Conv3d(cfg.garment_hint * cfg.in_dim, d, kernel_size=cfg.patch_size,
+                                            stride=cfg.patch_size, bias=False) if cfg.garment_hint else None)
         self.reset_parameters()
 
     # ---------------------------------------------------------------- init
@@ -233,6 +247,8 @@ class WanDiT(nn.Module):
                 if isinstance(m, nn.Linear):
                     nn.init.normal_(m.weight, std=0.02)
         nn.init.zeros_(self.head.head.weight)
+        if self.garment_embedding is not None:
+            nn.init.zeros_(self.garment_embedding.weight)  # grown onto a trained model, it changes nothing at first
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -282,7 +298,8 @@ class WanDiT(nn.Module):
         return tokens
 
     # ---------------------------------------------------------------- forward
-    def _inputs(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int]):
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
+                hint: torch.Tensor | None = None):
         """Checked inputs -> (tokens `[B, F, S, D]`, e `[B, F|1, D]`, e0 `[B, F|1, 6, D]`, rope, TextKV, (gh, gw))."""
         b, _, f, h, w = x.shape
         if len(positions) != f:
@@ -295,12 +312,25 @@ class WanDiT(nn.Module):
         # [B, F, S, D], made contiguous once: a permuted residual stream stays permuted through every
         # block's elementwise ops, and each LayerNorm would copy it (three copies a block)
         tokens = rearrange(tokens, "b d f h w -> b f (h w) d").contiguous()
+        if hint is not None:
+            tokens = tokens + self._hint_tokens(hint, x.shape)
         e, e0 = self.time_modulation(t.to(self.device))
         rope = rope_cos_sin(positions, (gh, gw), self.cfg.head_dim, self.cfg.rope_theta, self.device)
         return tokens, e, e0, rope, text.repeat(b), (gh, gw)
 
+    def _hint_tokens(self, hint: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """hint `[B, slots*C, F|1, H, W]` -> its tokens `[B, F|1, S, D]` (checked against x's shape)."""
+        if self.garment_embedding is None:
+            raise ValueError("this model has no garment hint input (ModelConfig.garment_hint is 0); pass hint=None")
+        b, _, f, h, w = x_shape
+        want = self.cfg.garment_hint * self.cfg.in_dim
+        if hint.shape[0] != b or hint.shape[1] != want or hint.shape[2] not in (1, f) or tuple(hint.shape[3:]) != (h, w):
+            raise ValueError(f"garment hint must be [{b}, {want}, 1 or {f}, {h}, {w}], got {list(hint.shape)}")
+        return rearrange(self.garment_embedding(hint.to(self.dtype)), "b d f h w -> b f (h w) d")
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
-                attention: SelfAttention | None = None, kv_only: bool = False) -> torch.Tensor | None:
+                attention: SelfAttention | None = None, kv_only: bool = False,
+                hint: torch.Tensor | None = None) -> torch.Tensor | None:
         """Predict the flow-matching velocity of every frame.
 
         x `[B, C, F, H, W]` latents (condition frames first), t `[B, F]` timesteps (0 for clean
@@ -309,12 +339,14 @@ class WanDiT(nn.Module):
 
         `kv_only` (a KV pass, see `write_kv`): only write every layer's keys/values into
         `attention`, a backend that keeps them (a cache); returns None. Both kinds of pass go
-        through the module call, so forward (pre-)hooks see every pass.
+        through the module call, so forward (pre-)hooks see every pass. `hint` `[B, slots*C, F|1, H, W]`:
+        the laid-out garments per frame (zero on condition frames; `garment_hint.py`), for a model
+        with `ModelConfig.garment_hint` slots; None adds nothing.
         """
         if kv_only and not hasattr(attention, "write"):  # refused before any work
             raise TypeError(f"a KV pass needs a backend that keeps keys/values (a cache), got "
                             f"{type(attention).__name__}")
-        tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions)
+        tokens, e, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions, hint)
         if kv_only:
             last = len(self.blocks) - 1
             tokens = self._run_blocks(tokens, e0, rope, text, attention, last)
@@ -328,10 +360,10 @@ class WanDiT(nn.Module):
         return rearrange(out, "b f (h w) (p q r c) -> b c (f p) (h q) (w r)", h=gh, w=gw, p=pt, q=ph, r=pw)
 
     def write_kv(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
-                 attention: KVWriter) -> None:
+                 attention: KVWriter, hint: torch.Tensor | None = None) -> None:
         """A KV pass: the frames' keys/values of every layer into `attention` (a cache), and nothing else.
 
         The same K/V as a full pass writes, without what no cache keeps: the last block's attention
         output, cross-attention and FFN, and the output head (a clean-context or condition pass).
         """
-        self(x, t, context, positions, attention, kv_only=True)
+        self(x, t, context, positions, attention, kv_only=True, hint=hint)

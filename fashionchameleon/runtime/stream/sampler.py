@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from .cache import CacheAttention, KVCache
+from ..dit.garment_hint import frame_hint, slot_hint
 from ..dit.model import TextKV, WanDiT
 from .phase_norm import guard_chunk
 from .schedule import FlowMatchSchedule, frame_timesteps
@@ -48,7 +49,7 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | 
                   timesteps: torch.Tensor, schedule: FlowMatchSchedule, chunk_index: int = 0,
                   context_noise: float = 0.0, on_step: StepCallback | None = None, phase_norm: bool = False,
                   project: Callable[[torch.Tensor], torch.Tensor] | None = None, exit_step: int | None = None,
-                  grad: bool = False) -> torch.Tensor:
+                  grad: bool = False, hint: torch.Tensor | None = None) -> torch.Tensor:
     """Generate one chunk against the cache and commit it: the one chunk loop of streaming and of GR-DMD.
 
     `noise(i)` gives step i's noise (step 0: the starting noise; step i > 0: the re-noising before it),
@@ -61,7 +62,8 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | 
     `on_step` (a cancel) rolls it back. Returns the clean chunk latents `[B, C, c, h, w]` (float32),
     patch-phase normalised first if `phase_norm` and the cache's window has slid (`guard_chunk`; the
     KV pass then writes the normalised chunk), and then mapped by `project` (e.g. the codec round trip
-    of `reproject.py`) under the same condition.
+    of `reproject.py`) under the same condition. `hint` `[B, slots*C, 1, h, w]`: the current garments
+    for a model with a garment hint (`garment_hint.slot_hint`), given to every pass of the chunk.
     """
     draw = noise if callable(noise) else lambda i: noise[i]
     last = len(timesteps) - 1 if exit_step is None else exit_step
@@ -75,7 +77,8 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | 
         differentiable = grad and i == last
         with torch.set_grad_enabled(differentiable):
             attention = CacheAttention(cache, plan, differentiable=True) if differentiable else writer
-            v = model(x, frame_timesteps(t, c, batch=b, device=model.device), text, plan.positions, attention).float()
+            v = model(x, frame_timesteps(t, c, batch=b, device=model.device), text, plan.positions, attention,
+                      hint=hint).float()
             x0 = schedule.x0_from_velocity(x, v, t)
         if on_step is not None:
             on_step(StepInfo(chunk_index, i, last + 1, x0))
@@ -90,7 +93,7 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | 
         if context_noise:
             clean = schedule.add_noise(clean, draw(last).to(model.device, torch.float32), context_noise)
         model.write_kv(clean, frame_timesteps(context_noise, c, batch=b, device=model.device), text, plan.positions,
-                       writer)
+                       writer, hint=hint)
     cache.commit(plan)
     return x0
 
@@ -133,12 +136,13 @@ def unconditional(guide: str, conditions: torch.Tensor, first_garment: int, text
 def sample_teacher(model: WanDiT, conditions: torch.Tensor, text: torch.Tensor, negative: torch.Tensor,
                    noise: torch.Tensor, schedule: FlowMatchSchedule, num_steps: int = 30, cfg: float = 3.0,
                    on_step: StepCallback | None = None,
-                   negative_conditions: torch.Tensor | None = None) -> torch.Tensor:
+                   negative_conditions: torch.Tensor | None = None, first_garment: int | None = None) -> torch.Tensor:
     """Bidirectional many-step sampling with CFG.
 
     conditions `[B, C, n, h, w]` (clean, t = 0), text/negative prompt features `[B, Lt, text_dim]`,
     noise `[B, C, F, h, w]`; the unconditional rows see `negative` and `negative_conditions` (default:
-    the same conditions, i.e. text CFG). Returns clean video latents `[B, C, F, h, w]`.
+    the same conditions, i.e. text CFG). A model with a garment hint (`garment_hint.py`) needs
+    `first_garment`, where the conditions' garment slots start. Returns clean video latents `[B, C, F, h, w]`.
     """
     b, _, n = conditions.shape[:3]
     f = noise.shape[2]
@@ -148,10 +152,14 @@ def sample_teacher(model: WanDiT, conditions: torch.Tensor, text: torch.Tensor, 
     uncond = conditions if negative_conditions is None else negative_conditions
     cond2 = torch.cat([conditions, uncond]).to(model.device, torch.float32)
     x = noise.to(model.device, torch.float32)
+    if first_garment is None and getattr(getattr(model, "cfg", None), "garment_hint", 0):
+        raise ValueError("this model takes a garment hint: pass first_garment (where the garment slots start)")
+    slots = 0 if first_garment is None else model.cfg.garment_hint
+    hint = frame_hint(slot_hint(slots, cond2, first_garment or 0), [(n, False), (f, True)])
     for i in range(num_steps):
         t = float(ts[i])
         t_frames = frame_timesteps(t, f, n, batch=2 * b, device=model.device)  # [2B, n + F]
-        v = model(torch.cat([cond2, torch.cat([x, x])], dim=2), t_frames, both, positions).float()[:, :, n:]
+        v = model(torch.cat([cond2, torch.cat([x, x])], dim=2), t_frames, both, positions, hint=hint).float()[:, :, n:]
         v_cond, v_uncond = v[:b], v[b:]
         v = v_uncond + cfg * (v_cond - v_uncond)
         if on_step is not None:

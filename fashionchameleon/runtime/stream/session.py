@@ -32,6 +32,7 @@ from ..dit.model import WanDiT
 from .reproject import check_reprojectable, codec_round_trip
 from .rescheduling import SwitchPolicy, apply_switch
 from .sampler import StepInfo, condition_pass, denoise_chunk
+from ..dit.garment_hint import slot_hint
 from .schedule import FlowMatchSchedule
 from .seeding import MASK64, generator_for, mix_seed
 from ..encoders.text import PromptEncoder
@@ -274,9 +275,11 @@ class StreamSession:
                     decoder_state, segment_start = None, True
                 check()
             project = partial(codec_round_trip, self.codec) if self.config.reproject else None
+            hint = slot_hint(self.model.cfg.garment_hint,
+                             torch.cat([garments[s] for s in self.layout.garment_slots], dim=2), 0)
             x0 = denoise_chunk(self.model, self.cache, self.text, self._noises(f.chunk_index, shape), self.timesteps,
                                self.schedule, f.chunk_index, float(self.config.context_noise), on_step,
-                               self.config.phase_norm, project)
+                               self.config.phase_norm, project, hint=hint)
             check()
             frames, decoder_state = self.codec.decode(x0, decoder_state)
         keep = max(SwitchPolicy().decode_frames, *(e.policy.decode_frames for e in f.pending), 1)
