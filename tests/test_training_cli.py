@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -66,6 +67,11 @@ def test_forcing_dmd_and_tryoff_from_the_teacher(pipeline):
     # a snapshot export reads only the saved state: it works after the starting checkpoints are gone
     (root / "forcing" / "forcing.safetensors").rename(root / "forcing" / "moved.safetensors")
     assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(root / "dmd"), "--export", str(root / "snap")]) == 0
+    # and a resume too: the generator comes from the state (the frozen teacher and prompt encoder are still read)
+    resumed = root / "dmd_resumed"
+    shutil.copytree(root / "dmd", resumed)
+    assert main(["train", "dmd", "--config", dmd_cfg, "--out", str(resumed), "--device", "cpu", "--steps", "3"]) == 0
+    assert json.loads((resumed / "log.jsonl").read_text().splitlines()[-1])["step"] == 3
     (root / "forcing" / "moved.safetensors").rename(root / "forcing" / "forcing.safetensors")
     snap = load_checkpoint(root / "snap" / "student.safetensors", "student").tensors
     assert all(torch.equal(snap[k], v) for k, v in student.tensors.items())
@@ -96,7 +102,6 @@ def test_a_dmd_stage_streams_with_the_garment_layout_of_its_data(pipeline, tmp_p
 
 
 def test_a_teacher_records_the_garment_layout_of_its_data_and_the_eval_lays_out_its_conditions(pipeline, tmp_path):
-    import shutil
 
     from fashionchameleon.lab.metrics.generators import teacher_inputs
     from fashionchameleon.lab.synthetic import WorldConfig, make_sample

@@ -59,9 +59,14 @@ class TrainFile:
                    DataConfig.from_json(raw.get("data", {})), raw.get("codec", ""))
 
 
-def without_init_weights(spec: TrainFile) -> TrainFile:
-    """`spec` with the stage's starting checkpoints (`init_*`) cleared."""
-    return replace(spec, stage={k: "" if k.startswith("init_") else v for k, v in spec.stage.items()})
+def without_init_weights(spec: TrainFile, keys: tuple[str, ...] | None = None) -> TrainFile:
+    """`spec` with the stage's starting checkpoints cleared: `keys`, or every `init_*`."""
+    drop = (lambda k: k.startswith("init_")) if keys is None else (lambda k: k in keys)
+    return replace(spec, stage={k: "" if drop(k) else v for k, v in spec.stage.items()})
+
+
+# the class of each DiT stage, for what a resumed state replaces (`restored_inits`)
+STAGE_CLASSES = {"teacher": TeacherStage, "forcing": ForcingStage, "tryoff": TryOffStage, "dmd": DMDStage}
 
 
 def _load_codec_for_training(path: str, device: torch.device):
@@ -136,6 +141,9 @@ def main(args: argparse.Namespace) -> int:
         step, paths = export_snapshot(stage, args.out, args.export)
         log.info("exported step %d: %s", step, ", ".join(map(str, paths)))
         return 0
+    if not args.fresh and (Path(args.out) / STATE_FILE).exists() and args.stage in STAGE_CLASSES:
+        # a resume: the checkpoints the state replaces need not exist any more (a clone holds the state alone)
+        spec = without_init_weights(spec, STAGE_CLASSES[args.stage].restored_inits)
     stage = build_stage(args.stage, spec, device, info)
     row = run_stage(stage, run, args.out, {"stage": args.stage, "spec": json.loads(json.dumps(spec, default=vars))},
                     info, device, resume=not args.fresh,

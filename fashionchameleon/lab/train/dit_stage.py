@@ -147,6 +147,7 @@ class DiTStage:
 
     name = "dit"
     export_stage = "teacher"
+    restored_inits = ("init_model", "init_text")  # starting checkpoints a resumed state replaces (`modules`)
 
     def __init__(self, cfg: DiffusionStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
                  dist: DistInfo = DistInfo()) -> None:

@@ -142,6 +142,9 @@ class DMDStageConfig(JsonConfig):
 
 class DMDStage:
     name = "dmd"
+    # starting checkpoints a resumed state replaces (`modules`); the frozen real score and prompt encoder are
+    # not in the state, so `init_teacher` and `init_text` are read on every start
+    restored_inits = ("init_generator",)
 
     def __init__(self, cfg: DMDStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
                  codec: LatentCodec | None = None, reward: ChunkReward | None = None,
