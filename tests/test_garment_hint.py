@@ -9,7 +9,7 @@ import torch
 from conftest import MICRO, randomize
 from fashionchameleon.runtime.config import ConfigError, infer_config
 from fashionchameleon.runtime.dit.attention import block_causal_mask
-from fashionchameleon.runtime.dit.garment_hint import frame_hint, slot_hint
+from fashionchameleon.runtime.dit.garment_hint import clip_hint, frame_hint, slot_hint
 from fashionchameleon.runtime.dit.model import FullSequence, WanDiT
 from fashionchameleon.runtime.files.checkpoint import save_checkpoint
 from fashionchameleon.runtime.files.dit_loading import build_dit, load_dit_state
@@ -46,6 +46,9 @@ def test_slot_hint_stacks_the_garment_frames_and_pads_missing_slots():
     assert laid.shape == (1, 2 * C, 7, *HW) and not laid[:, :, :3].any()
     assert all(torch.equal(laid[:, :, k], two[:, :, 0]) for k in range(3, 7))
     assert frame_hint(None, [(1, True)]) is None
+    assert torch.equal(clip_hint(2, conds, 1, 4), laid)  # conditions, then 4 video frames
+    assert torch.equal(clip_hint(2, conds, 1, 4, copies=2), torch.cat([laid, laid], dim=2))  # teacher forcing
+    assert clip_hint(0, conds, 1, 4) is None
 
 
 def test_a_grown_model_computes_what_the_file_computed_until_the_hint_is_trained():
@@ -91,7 +94,8 @@ def test_a_streamed_chunk_with_the_hint_equals_the_full_forward():
     layout = CacheLayout(reference_views=1, garment_slots=("upper", "lower"), sink_frames=3, window_frames=18)
     cache = KVCache(layout, 2, 2, 16, tokens_per_frame=4, rope="absolute", chunk_frames=3)
     with torch.no_grad():
-        condition_pass(model, cache, text, {item: conds[:, :, i:i + 1] for i, item in enumerate(cache.condition_items())})
+        items = cache.condition_items()
+        condition_pass(model, cache, text, {item: conds[:, :, i:i + 1] for i, item in enumerate(items)})
         for j in range(2):
             plan = cache.plan_chunk(3)
             model(history[:, :, 3 * j:3 * j + 3], torch.zeros(1, 3), text, plan.positions, CacheAttention(cache, plan),

@@ -5,6 +5,8 @@ the Euler teacher must land on x*, and the few-step student must predict x0 = x*
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from fashionchameleon.runtime.stream.cache import CacheLayout, KVCache
@@ -21,6 +23,7 @@ class Oracle(torch.nn.Module):
         self.target, self.n_cond, self.calls = target, n_cond, []
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
+    cfg = SimpleNamespace(garment_hint=0)  # (no garment hint input, as WanDiT's config says)
     device = property(lambda self: self.dummy.device)
     dtype = property(lambda self: self.dummy.dtype)
 

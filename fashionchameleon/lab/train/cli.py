@@ -85,7 +85,7 @@ def build_stage(name: str, spec: TrainFile, device: torch.device, info: DistInfo
         return CodecStage(CodecStageConfig.from_json(spec.stage), data.videos, device, info)
     codec = _load_codec_for_training(spec.codec, device)
     if name in ("teacher", "forcing"):
-        cls = TeacherStage if name == "teacher" else ForcingStage
+        cls = STAGE_CLASSES[name]
         stage_cfg = replace(DiffusionStageConfig.from_json(spec.stage), **recorded)
         return cls(stage_cfg, lambda step: data.latents(step, codec), device, info)
     if name == "tryoff":

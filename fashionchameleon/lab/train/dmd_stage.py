@@ -53,7 +53,7 @@ from ...runtime.stream.cache import CacheLayout, KVCache
 from ...runtime.files.checkpoint import save_checkpoint
 from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import TRAINED_STREAM_KEY, JsonConfig, StreamConfig
-from ...runtime.dit.garment_hint import frame_hint, slot_hint
+from ...runtime.dit.garment_hint import clip_hint, slot_hint
 from ...runtime.dit.model import TextKV, WanDiT
 from ...runtime.stream.reproject import check_reprojectable, codec_round_trip
 from ...runtime.stream.sampler import check_guide, condition_pass, denoise_chunk, unconditional
@@ -207,12 +207,12 @@ class DMDStage:
         `exit_step` (gradient if `grad`), through `cache`; returns the scored chunks `[B, C, F, h, w]`,
         F = scored_chunks x chunk."""
         b, ch, _, h, w = batch.conditions.shape
+        hint = slot_hint(self.generator.cfg.garment_hint, batch.conditions, batch.references.shape[2])
         chunks = []
         for index in range(context + self.cfg.scored_chunks):
             scored = index >= context
             x0 = self._chunk(cache, text, (b, ch, self.cfg.chunk_frames, h, w),
-                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored,
-                             slot_hint(self.generator.cfg.garment_hint, batch.conditions, batch.references.shape[2]))
+                             exit_step if scored else len(self.timesteps) - 1, g, grad and scored, hint)
             if scored:
                 chunks.append(x0)
         return torch.cat(chunks, dim=2)
@@ -244,10 +244,10 @@ class DMDStage:
 
     def _velocity(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
                   text: TextKV) -> torch.Tensor:
-        """A bidirectional pass (teacher or critic) over the conditions and the noised clip: its velocity on the clip."""
+        """A bidirectional pass (teacher or critic) over the conditions and the noised clip: the clip's velocity."""
         n, f = conds.shape[2], x_t.shape[2]
         t_frames = frame_timesteps(t, f, n)  # [B, n + F]
-        hint = frame_hint(slot_hint(model.cfg.garment_hint, conds, first_garment), [(n, False), (f, True)])
+        hint = clip_hint(model.cfg.garment_hint, conds, first_garment, f)
         return model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)), hint=hint)[:, :, n:].float()
 
     def _x0(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ...runtime.dit.attention import teacher_forcing_mask
-from ...runtime.dit.garment_hint import frame_hint, slot_hint
+from ...runtime.dit.garment_hint import clip_hint
 from ...runtime.dit.model import FullSequence
 from .batch import LatentBatch
 from ...runtime.stream.schedule import frame_timesteps
@@ -42,8 +42,7 @@ class ForcingStage(DiTStage):
         mask = teacher_forcing_mask(n, f, c)
         tokens = self.model.tokens_per_frame(tuple(video.shape[-2:]))
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
-        hint = frame_hint(slot_hint(self.model_cfg.garment_hint, conds, batch.references.shape[2]),
-                          [(n, False), (f, True)] * 2)
+        hint = clip_hint(self.model_cfg.garment_hint, conds, batch.references.shape[2], f, copies=2)
         out = self.model(x, t_frames, context, list(range(n + f)) * 2, FullSequence(mask, tokens), hint=hint)
         v = out[:, :, 2 * n + f:].float()  # the noisy video half
         err = F.mse_loss(v, self.schedule.velocity_target(video, noise), reduction="none")

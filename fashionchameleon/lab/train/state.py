@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ...runtime.files.checkpoint import load_checkpoint, save_checkpoint
-from ...runtime.dit.model import is_grown
+from ...runtime.dit.model import grown_keys
 from .distributed import unwrap
 
 __all__ = ["save_state", "load_state", "compact_state", "OPTIMIZER_RESET"]
@@ -85,8 +85,7 @@ def load_state(path: str | Path, modules: Mapping[str, nn.Module], optimizers: M
         sd = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
         if not sd and getattr(module, "optional_in_state", False):
             continue  # e.g. an EMA switched on after this state was saved: it starts afresh
-        target = unwrap(module).state_dict()
-        grown = {k: v for k, v in target.items() if k not in sd and is_grown(k)}  # kept at their initial zeros
+        grown = grown_keys(sd, unwrap(module).state_dict())  # kept at their initial zeros
         grew = grew or bool(grown)
         unwrap(module).load_state_dict({**sd, **grown}, strict=True)
     optim_meta = json.loads(ckpt.metadata["optimizers"])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import LatentBatch
-from ...runtime.dit.garment_hint import frame_hint, slot_hint
+from ...runtime.dit.garment_hint import clip_hint
 from ...runtime.stream.sampler import null_garments
 from ...runtime.stream.schedule import frame_timesteps
 from .dit_stage import DiTStage, cell_weights, drop_prompts, sample_timesteps, weighted_mean
@@ -39,8 +39,9 @@ class TeacherStage(DiTStage):
         x_t = self.schedule.add_noise(batch.video, noise, t[:, None, None, None, None])
         context = self.text.encode(drop_prompts(batch.prompts, self.cfg.text_dropout, generator))
         t_frames = frame_timesteps(t, f, n)  # [B, n + F]
-        hint = frame_hint(slot_hint(self.model_cfg.garment_hint, conds, batch.references.shape[2]), [(n, False), (f, True)])
-        v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)), hint=hint)[:, :, n:].float()
+        hint = clip_hint(self.model_cfg.garment_hint, conds, batch.references.shape[2], f)
+        v = self.model(torch.cat([conds, x_t], dim=2), t_frames, context, list(range(n + f)),
+                       hint=hint)[:, :, n:].float()
         err = F.mse_loss(v, self.schedule.velocity_target(batch.video, noise), reduction="none")
         weights = cell_weights(batch, self.cfg.foreground_weight, self.cfg.region_weights)
         per_clip = weighted_mean(err, weights, (1, 2, 3, 4))

@@ -9,9 +9,10 @@ every video frame's tokens (`ModelConfig.garment_hint` slots, `WanDiT.garment_em
 path for the texture, beside the in-context frames that stay. Wan presets keep 0 (no such input).
 
 A hint is `[B, C*slots, F|1, h, w]`: the conditions' garment frames folded into the channel axis
-(channel c of slot m at c*slots + m; missing slots zero), one frame broadcast to all, or per frame with zeros on condition frames. A
-null garment (`sampler.null_garments`, all zero) gives a zero hint, and `garment_embedding` has
-no bias, so a zero hint adds nothing: guiding away from the garments drops both paths at once.
+(channel c of slot m at c*slots + m; missing slots zero), one frame broadcast to all, or per frame
+with zeros on condition frames (`clip_hint`). A null garment (`sampler.null_garments`, all zero)
+gives a zero hint, and `garment_embedding` has no bias, so a zero hint adds nothing: guiding away
+from the garments drops both paths at once.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Sequence
 import torch
 from einops import rearrange
 
-__all__ = ["slot_hint", "frame_hint"]
+__all__ = ["slot_hint", "frame_hint", "clip_hint"]
 
 
 def slot_hint(slots: int, conditions: torch.Tensor, first_garment: int) -> torch.Tensor | None:
@@ -45,3 +46,11 @@ def frame_hint(hint: torch.Tensor | None, segments: Sequence[tuple[int, bool]]) 
     parts = [hint.expand(-1, -1, k, -1, -1) if hinted else torch.zeros_like(hint).expand(-1, -1, k, -1, -1)
              for k, hinted in segments if k]
     return torch.cat(parts, dim=2)
+
+
+def clip_hint(slots: int, conditions: torch.Tensor, first_garment: int, frames: int,
+              copies: int = 1) -> torch.Tensor | None:
+    """The per-frame hint of a sequence `[conditions, frames video frames]` (`copies` times over, as teacher
+    forcing's clean and noisy halves): `[B, C*slots, copies*(n + frames), h, w]`, or None when `slots` is 0."""
+    n = conditions.shape[2]
+    return frame_hint(slot_hint(slots, conditions, first_garment), [(n, False), (frames, True)] * copies)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn as nn
@@ -33,16 +33,18 @@ from .fused import feed_forward, gated_add, modulated_norm, modulation_terms, rm
 from .rope import apply_rope, rope_cos_sin
 
 __all__ = ["WanDiT", "SelfAttention", "KVWriter", "FullSequence", "TextKV", "sinusoidal_embedding", "GROWN_PARAMETERS",
-           "is_grown"]
+           "grown_keys"]
 
 # parameters a model may have that an older checkpoint lacks: zero-initialised, so a model grown from that
 # checkpoint computes what it computed (loaders keep the model's zeros for them)
 GROWN_PARAMETERS = ("garment_embedding.weight",)
 
 
-def is_grown(key: str) -> bool:
-    """Whether a state-dict key (also under a prefix, e.g. an EMA's `shadow.`) names a grown parameter."""
-    return any(key == g or key.endswith("." + g) for g in GROWN_PARAMETERS)
+def grown_keys(state_dict: Mapping[str, Any], target: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The grown parameters of a module's `target` state dict that `state_dict` lacks, with the module's own
+    (initial) values; a key may sit under a prefix (an EMA's `shadow.`)."""
+    return {k: v for k, v in target.items()
+            if k not in state_dict and any(k == g or k.endswith("." + g) for g in GROWN_PARAMETERS)}
 
 
 class SelfAttention(Protocol):
@@ -319,12 +321,12 @@ class WanDiT(nn.Module):
         return tokens, e, e0, rope, text.repeat(b), (gh, gw)
 
     def _hint_tokens(self, hint: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """hint `[B, slots*C, F|1, H, W]` -> its tokens `[B, F|1, S, D]` (checked against x's shape)."""
+        """hint `[B, C*slots, F|1, H, W]` -> its tokens `[B, F|1, S, D]` (checked against x's shape)."""
         if self.garment_embedding is None:
             raise ValueError("this model has no garment hint input (ModelConfig.garment_hint is 0); pass hint=None")
         b, _, f, h, w = x_shape
         want = self.cfg.garment_hint * self.cfg.in_dim
-        if hint.shape[0] != b or hint.shape[1] != want or hint.shape[2] not in (1, f) or tuple(hint.shape[3:]) != (h, w):
+        if tuple(hint.shape[:2]) != (b, want) or hint.shape[2] not in (1, f) or tuple(hint.shape[3:]) != (h, w):
             raise ValueError(f"garment hint must be [{b}, {want}, 1 or {f}, {h}, {w}], got {list(hint.shape)}")
         return rearrange(self.garment_embedding(hint.to(self.dtype)), "b d f h w -> b f (h w) d")
 
@@ -339,7 +341,7 @@ class WanDiT(nn.Module):
 
         `kv_only` (a KV pass, see `write_kv`): only write every layer's keys/values into
         `attention`, a backend that keeps them (a cache); returns None. Both kinds of pass go
-        through the module call, so forward (pre-)hooks see every pass. `hint` `[B, slots*C, F|1, H, W]`:
+        through the module call, so forward (pre-)hooks see every pass. `hint` `[B, C*slots, F|1, H, W]`:
         the laid-out garments per frame (zero on condition frames; `garment_hint.py`), for a model
         with `ModelConfig.garment_hint` slots; None adds nothing.
         """

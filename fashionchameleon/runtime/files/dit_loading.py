@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from ..config import ConfigError, ModelConfig, infer_config
-from ..dit.model import WanDiT, is_grown
+from ..dit.model import WanDiT, grown_keys
 from .checkpoint import Checkpoint, CheckpointError, check_stage, load_checkpoint
 from .foreign import normalize_dit_keys
 
@@ -36,10 +36,10 @@ def load_dit_state(model: torch.nn.Module, state_dict: Mapping[str, Any], path: 
     """
     sd = normalize_dit_keys(state_dict, path=path)
     target = model.state_dict()
-    grown = [k for k in target if k not in sd and is_grown(k)]
+    grown = grown_keys(sd, target)
     if grown:  # an older file: the model keeps its zero-initialised input (`model.GROWN_PARAMETERS`)
         logger.info("%s has no %s: kept at the model's initial zeros", path, ", ".join(grown))
-        sd = {**sd, **{k: target[k] for k in grown}}
+        sd = {**sd, **grown}
     missing = [k for k in target if k not in sd]
     unexpected = [k for k in sd if k not in target]
     shapes = [f"{k}: file {list(sd[k].shape)} vs model {list(target[k].shape)}"

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from .cache import CacheAttention, KVCache
-from ..dit.garment_hint import frame_hint, slot_hint
+from ..dit.garment_hint import clip_hint
 from ..dit.model import TextKV, WanDiT
 from .phase_norm import guard_chunk
 from .schedule import FlowMatchSchedule, frame_timesteps
@@ -62,7 +62,7 @@ def denoise_chunk(model: WanDiT, cache: KVCache, text: TextKV, noise: NoiseFn | 
     `on_step` (a cancel) rolls it back. Returns the clean chunk latents `[B, C, c, h, w]` (float32),
     patch-phase normalised first if `phase_norm` and the cache's window has slid (`guard_chunk`; the
     KV pass then writes the normalised chunk), and then mapped by `project` (e.g. the codec round trip
-    of `reproject.py`) under the same condition. `hint` `[B, slots*C, 1, h, w]`: the current garments
+    of `reproject.py`) under the same condition. `hint` `[B, C*slots, 1, h, w]`: the current garments
     for a model with a garment hint (`garment_hint.slot_hint`), given to every pass of the chunk.
     """
     draw = noise if callable(noise) else lambda i: noise[i]
@@ -152,10 +152,9 @@ def sample_teacher(model: WanDiT, conditions: torch.Tensor, text: torch.Tensor, 
     uncond = conditions if negative_conditions is None else negative_conditions
     cond2 = torch.cat([conditions, uncond]).to(model.device, torch.float32)
     x = noise.to(model.device, torch.float32)
-    if first_garment is None and getattr(getattr(model, "cfg", None), "garment_hint", 0):
+    if first_garment is None and model.cfg.garment_hint:
         raise ValueError("this model takes a garment hint: pass first_garment (where the garment slots start)")
-    slots = 0 if first_garment is None else model.cfg.garment_hint
-    hint = frame_hint(slot_hint(slots, cond2, first_garment or 0), [(n, False), (f, True)])
+    hint = clip_hint(model.cfg.garment_hint, cond2, first_garment or 0, f)
     for i in range(num_steps):
         t = float(ts[i])
         t_frames = frame_timesteps(t, f, n, batch=2 * b, device=model.device)  # [2B, n + F]
