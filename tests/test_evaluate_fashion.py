@@ -104,3 +104,22 @@ def test_eval_cli_takes_the_framing(tmp_path, capsys):
     assert code == 0 and "| oracle |" in capsys.readouterr().out
     result = read_json(out / "eval.json")
     assert result["config"]["framing"] == "fashion" and result["rows"][0]["metrics"]["garment"] == 1.0
+
+
+def test_eval_start_measures_the_cases_a_longer_run_ends_with(tmp_path):
+    from fashionchameleon.__main__ import main
+    from fashionchameleon.lab.metrics.report import read_json
+
+    base = dict(framing="fashion", candidates=3, sections=("garment",))
+    tail, whole = build_cases(EvalConfig(samples=2, start=3, **base)), build_cases(EvalConfig(samples=5, **base))
+    assert [c.seed for c in tail] == [c.seed for c in whole[3:]]
+    assert [(c.target, c.person_target, c.switch_target) for c in tail] == \
+        [(c.target, c.person_target, c.switch_target) for c in whole[3:]]  # the same candidates, not only people
+    with pytest.raises(ValueError, match="--start"):
+        EvalConfig(samples=2, start=9_999)
+    out = tmp_path / "eval"
+    code = main(["eval", "--weights", str(tmp_path / "none"), "--oracle", "--framing", "fashion", "--start", "3",
+                 "--samples", "1", "--candidates", "3", "--sections", "garment", "--out", str(out)])
+    assert code == 0 and "1 samples (from sample 3 on)" in (out / "eval.md").read_text()
+    result = read_json(out / "eval.json")
+    assert result["config"]["start"] == 3 and result["rows"][0]["details"]["garment"][0]["seed"] == whole[3].seed

@@ -90,8 +90,8 @@ def test_a_shipped_part_records_its_world_and_the_eval_measures_the_folder_on_it
     assert world == {"framing": "fashion", "height": 144, "width": 112} and where == "student.safetensors"
     assert json.loads(load_checkpoint(portrait / "student.safetensors").metadata[WORLD_KEY]) == world
 
-    flags = dict(samples=None, size=None, frames=None, candidates=None, long_frames=None, seed=None, sections=None,
-                 framing=None, height=None, width=None, garments=None, quick=False)
+    flags = dict(samples=None, start=None, size=None, frames=None, candidates=None, long_frames=None, seed=None,
+                 sections=None, framing=None, height=None, width=None, garments=None, quick=False)
     cfg = _config(argparse.Namespace(**flags), world)
     assert (cfg.framing, cfg.frame_size) == ("fashion", (144, 112))
     # any frame flag of the user's wins over the recorded world

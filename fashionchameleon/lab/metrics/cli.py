@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate the embedded model on held-out people (retrieval metrics vs the bars)")
     p.add_argument("--weights", help="folder of the embedded model's safetensors (default: the package's weights/)")
     p.add_argument("--samples", type=int, help="held-out samples (default 24; 4 with --quick)")
+    p.add_argument("--start", type=int,
+                   help="first held-out sample (default 0): --start 72 --samples 144 measures cases 72-215, the "
+                        "same cases a --samples 216 run ends with, e.g. to confirm a 72-case result on cases not seen")
     p.add_argument("--quick", action="store_true", help="a smoke test: few samples, a short long stream")
     p.add_argument("--garments", metavar="DIR", help="evaluate flat-lay image files in DIR on held-out people")
     p.add_argument("--kind", choices=("upper", "lower"), help="kind of every garment in --garments (default: guessed)")
@@ -77,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace, world: dict | None = None) -> EvalConfig:
     """The evaluation the flags ask for; `world` (the weights' recorded framing) when no frame flag is given."""
     changes = {key: getattr(args, name) for name, key in (
-        ("samples", "samples"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
+        ("samples", "samples"), ("start", "start"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
         ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"), ("framing", "framing"),
         ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
     if not any(k in changes for k in ("size", *WORLD_FIELDS)):

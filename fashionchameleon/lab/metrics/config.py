@@ -58,6 +58,9 @@ class EvalConfig(JsonConfig):
             raise ValueError(f"unknown eval sections {unknown}; sections are {list(SECTIONS)}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        if self.start < 0 or self.start + self.samples > len(SPLITS[self.split]):
+            raise ValueError(f"samples {self.start}..{self.start + self.samples - 1} are outside the {self.split} "
+                             f"split's {len(SPLITS[self.split])}: lower --start or --samples")
         if self.candidates < 3:
             raise ValueError(f"candidates (K) must be >= 3 (truth, old/reference and one more), got {self.candidates}")
         if self.framing not in FRAMINGS:

@@ -77,7 +77,9 @@ def markdown_report(result: dict, title: str = "FashionChameleon evaluation") ->
         size, framing = cfg.get("size"), cfg.get("framing", "full_body")
         h, w = cfg.get("frame_size") or (size, size)
         at = f"{size}px" if (h, w, framing) == (size, size, "full_body") else f"{w} x {h} px ({framing} framing)"
-        lines.append(f"{cfg.get('samples')} samples at {at}, {cfg.get('frames')} frames per clip, "
+        first = cfg.get("start") or 0
+        which = f"{cfg.get('samples')} samples" + (f" (from sample {first} on)" if first else "")
+        lines.append(f"{which} at {at}, {cfg.get('frames')} frames per clip, "
                      f"K = {cfg.get('candidates')} candidates, switch at frame {cfg.get('switch_frame')} "
                      f"(chunks of {cfg.get('chunk')} frames), long stream {cfg.get('long_frames')} frames "
                      f"({cfg.get('long_samples')} samples), seed {cfg.get('seed')}.")
