@@ -176,3 +176,23 @@ def test_the_stream_gives_every_chunk_its_current_garments_hint(micro_codec, mic
     assert torch.equal(seen[1], slot_hint(2, torch.cat([now["upper"], now["lower"]], dim=2), 0))
     # the switched slot's new latent, the other slot's as it was
     assert torch.equal(seen[0][:, 0::2], seen[1][:, 0::2]) and not torch.equal(seen[0][:, 1::2], seen[1][:, 1::2])
+
+
+def test_grown_lr_moves_the_grown_input_at_its_own_rate():
+    def first_step(grown_lr: float) -> tuple[TeacherStage, float, float]:
+        torch.manual_seed(0)
+        stage = TeacherStage(DiffusionStageConfig(**STAGE, grown_lr=grown_lr), _batch)
+        with torch.no_grad():
+            randomize(stage.model).garment_embedding.weight.zero_()
+        before = {k: p.detach().clone() for k, p in stage.model.named_parameters()}
+        stage.train_step(1)
+        moved = {k: (p.detach() - before[k]).abs().max().item() for k, p in stage.model.named_parameters()}
+        return stage, moved["garment_embedding.weight"], moved["patch_embedding.weight"]
+
+    full, hint_full, rest_full = first_step(1.0)
+    slow, hint_slow, rest_slow = first_step(0.1)
+    assert len(full.opt.param_groups) == 1 and len(slow.opt.param_groups) == 2
+    assert hint_full > 0 and hint_slow == pytest.approx(0.1 * hint_full, rel=1e-3)  # Adam's first step: lr-sized
+    assert rest_slow == pytest.approx(rest_full)  # the rest of the model trains as before
+    with pytest.raises(ValueError, match="grown_lr"):
+        DiffusionStageConfig(**STAGE, grown_lr=0)

@@ -12,7 +12,7 @@ from ...runtime.files.dit_loading import load_dit_state
 from ...runtime.config import JsonConfig, ModelConfig, preset
 from ...runtime.garment_layout import LAYOUT_KEY, check_layout
 from ..weights_world import world_entry
-from ...runtime.dit.model import WanDiT
+from ...runtime.dit.model import WanDiT, grown_keys
 from ...runtime.stream.schedule import FlowMatchSchedule, training_weight
 from ...runtime.stream.seeding import generator_for
 from ...runtime.encoders.text import TinyPromptEncoder, TinyTextConfig
@@ -36,6 +36,9 @@ class DiffusionStageConfig(JsonConfig):
     model: dict = field(default_factory=dict)  # ModelConfig overrides on top of the preset
     text: dict = field(default_factory=dict)  # TinyTextConfig fields
     lr: float = 2e-4
+    # learning-rate factor of the grown parameters (`model.GROWN_PARAMETERS`, e.g. the garment hint's embedding):
+    # a model grown from a trained checkpoint starts them at zero, and Adam's full step moves them by noise first
+    grown_lr: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -69,6 +72,8 @@ class DiffusionStageConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         check_layout(self.garment_layout)
+        if self.grown_lr <= 0:
+            raise ValueError(f"grown_lr must be > 0 (a factor of lr), got {self.grown_lr}")
         if not 0.0 <= self.garment_dropout < 1.0:
             raise ValueError(f"garment_dropout must be in [0, 1), got {self.garment_dropout}")
         bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
@@ -160,9 +165,17 @@ class DiTStage:
         init_weights(self.model, cfg.init_model, ("teacher", "student"))
         self.schedule = FlowMatchSchedule(shift=cfg.shift)
         self.text.requires_grad_(cfg.train_text)
-        params = list(self.model.parameters()) + (list(self.text.parameters()) if cfg.train_text else [])
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(self._param_groups(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+
+    def _param_groups(self) -> list[dict]:
+        """The trained parameters: one group at `lr`, plus the grown ones at `lr x grown_lr` when that differs."""
+        named = dict(self.model.named_parameters())
+        grown_names = set(grown_keys({}, named)) if self.cfg.grown_lr != 1.0 else set()
+        grown = [p for k, p in named.items() if k in grown_names]
+        rest = [p for k, p in named.items() if k not in grown_names]
+        rest += list(self.text.parameters()) if self.cfg.train_text else []
+        return [{"params": rest}] + ([{"params": grown, "lr": self.cfg.lr * self.cfg.grown_lr}] if grown else [])
 
     def modules(self):
         return {"model": self.model, "text": self.text, **({"ema": self.ema} if self.ema is not None else {})}
