@@ -78,7 +78,7 @@ def test_a_shipped_part_records_its_world_and_the_eval_measures_the_folder_on_it
     import argparse
     import json
 
-    from fashionchameleon.lab.metrics.cli import _config
+    from fashionchameleon.lab.metrics.cli import _config, add_parser
     from fashionchameleon.lab.weights_world import WORLD_KEY, weights_world
 
     src = save_checkpoint(tmp_path / "student.safetensors", micro_model.state_dict(), "student", MICRO)
@@ -90,14 +90,15 @@ def test_a_shipped_part_records_its_world_and_the_eval_measures_the_folder_on_it
     assert world == {"framing": "fashion", "height": 144, "width": 112} and where == "student.safetensors"
     assert json.loads(load_checkpoint(portrait / "student.safetensors").metadata[WORLD_KEY]) == world
 
-    flags = dict(samples=None, start=None, size=None, frames=None, candidates=None, long_frames=None, seed=None,
-                 sections=None, framing=None, height=None, width=None, garments=None, quick=False)
-    cfg = _config(argparse.Namespace(**flags), world)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())  # the eval's own flags and defaults
+    flags = parser.parse_args(["eval"])
+    cfg = _config(flags, world)
     assert (cfg.framing, cfg.frame_size) == ("fashion", (144, 112))
     # any frame flag of the user's wins over the recorded world
-    cfg = _config(argparse.Namespace(**{**flags, "size": 96}), world)
+    cfg = _config(parser.parse_args(["eval", "--size", "96"]), world)
     assert (cfg.framing, cfg.frame_size) == ("full_body", (96, 96))
-    assert _config(argparse.Namespace(**flags), None).framing == "full_body"
+    assert _config(flags, None).framing == "full_body"
 
 
 def test_a_malformed_recorded_world_is_refused_with_the_file_named(tmp_path, micro_model):

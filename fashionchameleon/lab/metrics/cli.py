@@ -80,9 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace, world: dict | None = None) -> EvalConfig:
     """The evaluation the flags ask for; `world` (the weights' recorded framing) when no frame flag is given."""
     changes = {key: getattr(args, name) for name, key in (
-        ("samples", "samples"), ("start", "start"), ("size", "size"), ("frames", "frames"), ("candidates", "candidates"),
-        ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"), ("framing", "framing"),
-        ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
+        ("samples", "samples"), ("start", "start"), ("size", "size"), ("frames", "frames"),
+        ("candidates", "candidates"), ("long_frames", "long_frames"), ("seed", "seed"), ("sections", "sections"),
+        ("framing", "framing"), ("height", "height"), ("width", "width")) if getattr(args, name) is not None}
     if not any(k in changes for k in ("size", *WORLD_FIELDS)):
         changes.update(world_fields(world))
     if args.garments and "sections" not in changes:

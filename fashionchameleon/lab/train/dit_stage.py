@@ -171,6 +171,7 @@ class DiTStage:
     def _param_groups(self) -> list[dict]:
         """The trained parameters: one group at `lr`, plus the grown ones at `lr x grown_lr` when that differs."""
         named = dict(self.model.named_parameters())
+        # every grown parameter (an empty state lacks them all), in its own group only when its rate differs
         grown_names = set(grown_keys({}, named)) if self.cfg.grown_lr != 1.0 else set()
         grown = [p for k, p in named.items() if k in grown_names]
         rest = [p for k, p in named.items() if k not in grown_names]
