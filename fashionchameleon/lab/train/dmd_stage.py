@@ -38,6 +38,12 @@ steps roll out new streams as without carrying (and leave the carried one as it 
 (k - 1) / k of the steps keeps scoring the first chunks of streams, which short clips and switches
 need. The carried cache was written by earlier steps' weights (as a stream's cache is written by
 the chunks before it); it is not part of the resumable state, so a resume starts a new stream.
+
+Adversarial term (`gan` > 0, as DMD2 adds one to DMD; `adversarial.py`): a patch discriminator head on
+the critic's tokens after block `gan_layer` learns every step to tell the batch's real clip (a window
+of the rollout's length) from the rollout, both noised to one unshifted uniform t, and the generator's
+loss on its update steps gains `gan` x softplus(-D(rollout)), its gradient passing through the frozen
+critic. Real clips reach the student this way, so it is not bound to what its teacher samples.
 """
 from __future__ import annotations
 
@@ -62,6 +68,7 @@ from ...runtime.stream.seeding import generator_for
 from ..weights_world import world_entry
 from .batch import LatentBatch, LatentBatchFn
 from .distributed import DistInfo, sync_gradients
+from .adversarial import PatchHead, frozen, generator_loss, head_loss
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
 from .ema import lerp_parameters
 from .reward import ChunkReward, gr_weights
@@ -113,8 +120,13 @@ class DMDStageConfig(JsonConfig):
     ema_decay: float = 0.99
     ema_start: int = 200
     seed: int = 0
+    gan: float = 0.0  # the adversarial term's weight in the generator's loss (0: off, plain GR-DMD)
+    gan_layer: int = 5  # the critic block whose output tokens the discriminator head reads
+    gan_lr: float = 1e-4  # the discriminator head's learning rate
 
     def __post_init__(self) -> None:
+        if self.gan < 0:
+            raise ValueError(f"gan must be >= 0, got {self.gan}")
         if not 0 <= self.score_chunks <= self.num_chunks:
             raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
         if self.carry_chunks and self.carry_chunks < self.num_chunks:
@@ -175,12 +187,21 @@ class DMDStage:
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas,
                                             weight_decay=cfg.weight_decay)
         self.carried: CarriedStream | None = None  # the stream the next step carries on (`carry_chunks`)
+        self.head: PatchHead | None = None  # the discriminator head (`gan`)
+        if cfg.gan:
+            if not 0 <= cfg.gan_layer < model_cfg.num_layers:
+                raise ValueError(f"gan_layer must be in [0, {model_cfg.num_layers}), got {cfg.gan_layer}")
+            self.head = PatchHead(model_cfg.dim).to(self.device)
+            self.head_opt = torch.optim.AdamW(self.head.parameters(), lr=cfg.gan_lr, betas=cfg.betas,
+                                              weight_decay=cfg.weight_decay)
 
     def modules(self):
-        return {"generator": self.generator, "critic": self.critic, "ema": self.ema}
+        head = {"discriminator": self.head} if self.head is not None else {}
+        return {"generator": self.generator, "critic": self.critic, "ema": self.ema, **head}
 
     def optimizers(self):
-        return {"generator": self.gen_opt, "critic": self.critic_opt}
+        head = {"discriminator": self.head_opt} if self.head is not None else {}
+        return {"generator": self.gen_opt, "critic": self.critic_opt, **head}
 
     # ------------------------------------------------------------------ rollout
     def context_chunks(self, g: torch.Generator) -> int:
@@ -245,10 +266,16 @@ class DMDStage:
     def _velocity(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
                   text: TextKV) -> torch.Tensor:
         """A bidirectional pass (teacher or critic) over the conditions and the noised clip: the clip's velocity."""
+        x, t_frames, positions, hint = self._pass_inputs(model, conds, first_garment, x_t, t)
+        return model(x, t_frames, text, positions, hint=hint)[:, :, conds.shape[2]:].float()
+
+    @staticmethod
+    def _pass_inputs(model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor,
+                     t: torch.Tensor) -> tuple:
+        """(latents `[B, C, n + F, h, w]`, timesteps `[B, n + F]`, positions, hint) of a bidirectional pass."""
         n, f = conds.shape[2], x_t.shape[2]
-        t_frames = frame_timesteps(t, f, n)  # [B, n + F]
         hint = clip_hint(model.cfg.garment_hint, conds, first_garment, f)
-        return model(torch.cat([conds, x_t], dim=2), t_frames, text, list(range(n + f)), hint=hint)[:, :, n:].float()
+        return torch.cat([conds, x_t], dim=2), frame_timesteps(t, f, n), list(range(n + f)), hint
 
     def _x0(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
             text: TextKV) -> torch.Tensor:
@@ -294,6 +321,59 @@ class DMDStage:
         v = self._velocity(self.critic, batch.conditions, batch.references.shape[2], x_t, t, text_c)
         return F.mse_loss(v, self.schedule.velocity_target(video, noise))
 
+    # ------------------------------------------------------------------ adversarial term
+    def _gan_noised(self, video: torch.Tensor, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(video.shape, generator=g).to(self.device)
+        return self.schedule.add_noise(video, noise, t[:, None, None, None, None])
+
+    def _logits(self, x_t: torch.Tensor, batch: LatentBatch, t: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """The head's logits `[B, F, S]` on the video tokens of the critic's pass over a noised clip (the critic
+        frozen: only the head, and the clip's own graph, get gradients)."""
+        conds = batch.conditions
+        x, t_frames, positions, hint = self._pass_inputs(self.critic, conds, batch.references.shape[2], x_t, t)
+        with frozen(self.critic):
+            with torch.no_grad():
+                text = self.critic.text_kv(prompt)
+            tokens = self.critic.features(x, t_frames, text, positions, self.cfg.gan_layer, hint=hint)
+        return self.head(tokens[:, conds.shape[2]:])
+
+    def real_window(self, batch: LatentBatch, frames: int, g: torch.Generator) -> torch.Tensor:
+        """A window of `frames` latent frames of the batch's real clip, at a random start."""
+        total = batch.video.shape[2]
+        if total < frames:
+            raise ValueError(f"gan needs real clips of at least {frames} latent frames (the rollout's), got {total}")
+        start = int(torch.randint(0, total - frames + 1, (1,), generator=g))
+        return batch.video[:, :, start:start + frames]
+
+    def adversarial_loss(self, video: torch.Tensor, batch: LatentBatch, prompt: torch.Tensor,
+                         g: torch.Generator) -> torch.Tensor:
+        """The generator's adversarial loss on its rollout (gradient to `video` only); `prompt`: the prompt
+        encoder's features."""
+        t = self._gan_t(video.shape[0], g)
+        with frozen(self.head):
+            return generator_loss(self._logits(self._gan_noised(video, t, g), batch, t, prompt))
+
+    def discriminator_step(self, video: torch.Tensor, batch: LatentBatch, prompt: torch.Tensor,
+                           g: torch.Generator) -> dict[str, torch.Tensor]:
+        """One update of the head: the batch's real clip against the (detached) rollout, at one t per clip."""
+        t = self._gan_t(video.shape[0], g)
+        real = self.real_window(batch, video.shape[2], g)
+        with torch.no_grad():
+            fake_t, real_t = self._gan_noised(video.detach(), t, g), self._gan_noised(real, t, g)
+        fake_logits, real_logits = (self._logits(x_t, batch, t, prompt) for x_t in (fake_t, real_t))
+        loss = head_loss(real_logits, fake_logits)
+        self.head_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sync_gradients(self.head.parameters(), self.dist)
+        self.head_opt.step()
+        return {"disc": loss.detach(), "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
+
+    def _gan_t(self, b: int, g: torch.Generator) -> torch.Tensor:
+        """One timestep per clip for the adversarial term: uniform (unshifted, so half lie below sigma 0.5,
+        where texture shows), clamped to [20, 980]."""
+        u = torch.randint(0, 1000, (b,), generator=g).float()
+        return u.clamp(20.0, 980.0).to(self.device)
+
     # ------------------------------------------------------------------ step
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -320,6 +400,10 @@ class DMDStage:
         metrics: dict[str, torch.Tensor] = {}
         if gen_step:
             loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
+            if self.head is not None:
+                adv = self.adversarial_loss(video, batch, prompt, g)
+                loss = loss + cfg.gan * adv
+                metrics["adv"] = adv.detach()
             self.gen_opt.zero_grad(set_to_none=True)
             loss.backward()
             sync_gradients(self.generator.parameters(), self.dist)
@@ -332,6 +416,8 @@ class DMDStage:
         sync_gradients(self.critic.parameters(), self.dist)
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
         self.critic_opt.step()
+        if self.head is not None:
+            metrics.update(self.discriminator_step(video.detach(), batch, prompt, g))
         return {"critic": c_loss.detach(), "gen_step": torch.tensor(float(gen_step)), **metrics}
 
     @torch.no_grad()

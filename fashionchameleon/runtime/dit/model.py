@@ -361,6 +361,15 @@ class WanDiT(nn.Module):
         pt, ph, pw = self.cfg.patch_size
         return rearrange(out, "b f (h w) (p q r c) -> b c (f p) (h q) (w r)", h=gh, w=gw, p=pt, q=ph, r=pw)
 
+    def features(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
+                 layer: int, hint: torch.Tensor | None = None) -> torch.Tensor:
+        """The tokens `[B, F, S, D]` after block `layer` of a full (bidirectional) pass, the blocks after it
+        not run: what a head on the network's features reads (the adversarial term of `lab/train/dmd_stage.py`)."""
+        if not 0 <= layer < len(self.blocks):
+            raise ValueError(f"layer must be in [0, {len(self.blocks)}), got {layer}")
+        tokens, _, e0, rope, text, (gh, gw) = self._inputs(x, t, context, positions, hint)
+        return self._run_blocks(tokens, e0, rope, text, FullSequence(None, gh * gw), layer + 1)
+
     def write_kv(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | TextKV, positions: Sequence[int],
                  attention: KVWriter, hint: torch.Tensor | None = None) -> None:
         """A KV pass: the frames' keys/values of every layer into `attention` (a cache), and nothing else.
