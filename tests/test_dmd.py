@@ -263,3 +263,18 @@ def test_the_real_scores_unconditional_pass_drops_what_the_guide_says(guide):
 def test_dmd_refuses_an_unknown_guide():
     with pytest.raises(ValueError, match="guide"):
         DMDStageConfig(guide="reference")
+
+
+def test_the_fake_score_reads_the_prompt_through_the_critics_own_projection():
+    """The critic's flow-matching loss trains its own text projection, so the fake score must use that one,
+    not the frozen teacher's (they start equal and drift apart as the critic learns)."""
+    torch.manual_seed(0)
+    stage = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False), _batch)
+    with torch.no_grad():
+        for blk in stage.critic.blocks:
+            blk.cross_attn.k.weight.add_(0.5)  # the critic's projection has moved away from the teacher's
+    seen = []
+    stage.critic.register_forward_pre_hook(lambda m, args: seen.append(args[2]))
+    stage.train_step(5)  # a generator step: the fake score's pass, then the critic's own loss
+    own = stage.critic.text_kv(stage.text.encode(_batch(5).prompts))
+    assert len(seen) == 2 and all(torch.allclose(text.k[0], own.k[0]) for text in seen)

@@ -294,7 +294,10 @@ class DMDStage:
         return gr_weights(rewards.to(self.device), self.cfg.chunk_frames, self.cfg.tau)
 
     def dmd_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, text_u: TextKV,
-                 g: torch.Generator) -> tuple[torch.Tensor, dict]:
+                 g: torch.Generator, critic_text: TextKV | None = None) -> tuple[torch.Tensor, dict]:
+        """The generator's DMD loss; `text_c` / `text_u`: the teacher's prompt and empty-prompt projections,
+        `critic_text`: the critic's own projection of the prompt (the one its flow-matching loss trains),
+        which the fake score is read with (`text_c` when None)."""
         conds, first = batch.conditions, batch.references.shape[2]
         b = video.shape[0]
         t = self._score_t(b, g)
@@ -305,7 +308,7 @@ class DMDStage:
             text_n, conds_n = unconditional(self.cfg.guide, conds, first, text_c, text_u)
             real_u = self._x0(self.teacher, conds_n, first, x_t, t, text_n)
             real = real_c + self.cfg.cfg * (real_c - real_u)
-            fake = self._x0(self.critic, conds, first, x_t, t, text_c)
+            fake = self._x0(self.critic, conds, first, x_t, t, text_c if critic_text is None else critic_text)
             grad = fake - real
             norm = (video.detach() - real).abs().mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
             grad = torch.nan_to_num(grad / norm)
@@ -387,6 +390,7 @@ class DMDStage:
             prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
             text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(prompt),
                                             self.teacher.text_kv(empty))
+        critic_text = self.critic.text_kv(prompt)  # the critic's own projection (trained by its loss below)
         gen_step = step % cfg.update_ratio == 0
         exit_step = int(torch.randint(0, len(self.timesteps), (1,), generator=g))
         if carried:
@@ -399,7 +403,7 @@ class DMDStage:
             self.carried = CarriedStream(batch, cache, streamed)
         metrics: dict[str, torch.Tensor] = {}
         if gen_step:
-            loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g)
+            loss, metrics = self.dmd_loss(video, batch, teacher_c, teacher_u, g, critic_text)
             if self.head is not None:
                 adv = self.adversarial_loss(video, batch, prompt, g)
                 loss = loss + cfg.gan * adv
@@ -410,7 +414,7 @@ class DMDStage:
             torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg.grad_clip)
             self.gen_opt.step()
             self._update_ema(step)
-        c_loss = self.critic_loss(video.detach(), batch, self.critic.text_kv(prompt), g)
+        c_loss = self.critic_loss(video.detach(), batch, critic_text, g)
         self.critic_opt.zero_grad(set_to_none=True)
         c_loss.backward()
         sync_gradients(self.critic.parameters(), self.dist)
