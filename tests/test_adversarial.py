@@ -6,15 +6,13 @@ import math
 import pytest
 import torch
 
+from conftest import MICRO as MICRO_MODEL
+from test_dmd import MICRO, TEXT
+
 from fashionchameleon.lab.train.batch import LatentBatch
 from fashionchameleon.lab.train.dmd_stage import DMDStage, DMDStageConfig
 from fashionchameleon.lab.train.state import load_state, save_state
 from fashionchameleon.runtime.dit.model import WanDiT
-from fashionchameleon.runtime.config import ModelConfig
-
-MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
-             freq_dim=32)
-TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)
 
 
 def _batch(step: int) -> LatentBatch:
@@ -32,7 +30,7 @@ def _stage(**kw) -> DMDStage:
 
 def test_features_are_the_tokens_after_the_block_and_skip_the_rest():
     torch.manual_seed(0)
-    model = WanDiT(ModelConfig(name="micro", **MICRO))
+    model = WanDiT(MICRO_MODEL)
     x, t = torch.randn(1, 4, 3, 4, 4), torch.rand(1, 3) * 1000
     text = torch.randn(1, 4, 16)
     seen = []

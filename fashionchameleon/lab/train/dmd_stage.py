@@ -258,10 +258,11 @@ class DMDStage:
         return x0 + (codec_round_trip(self.codec, x0.detach()) - x0).detach()
 
     # ------------------------------------------------------------------ losses
-    def _score_t(self, b: int, g: torch.Generator) -> torch.Tensor:
-        """One timestep per clip: uniform index, shifted, clamped to [20, 980]."""
+    def _score_t(self, b: int, g: torch.Generator, shift: float | None = None) -> torch.Tensor:
+        """One timestep per clip: uniform index, shifted (by the stage's shift unless given; the adversarial
+        term draws unshifted, shift 1, so half lie below sigma 0.5, where texture shows), clamped to [20, 980]."""
         u = torch.randint(0, 1000, (b,), generator=g).float() / 1000.0
-        return (shift_sigma(u, self.cfg.shift) * 1000.0).clamp(20.0, 980.0).to(self.device)
+        return (shift_sigma(u, self.cfg.shift if shift is None else shift) * 1000.0).clamp(20.0, 980.0).to(self.device)
 
     def _velocity(self, model: WanDiT, conds: torch.Tensor, first_garment: int, x_t: torch.Tensor, t: torch.Tensor,
                   text: TextKV) -> torch.Tensor:
@@ -301,8 +302,7 @@ class DMDStage:
         conds, first = batch.conditions, batch.references.shape[2]
         b = video.shape[0]
         t = self._score_t(b, g)
-        noise = torch.randn(video.shape, generator=g).to(self.device)
-        x_t = self.schedule.add_noise(video.detach(), noise, t[:, None, None, None, None])
+        x_t, _ = self._noised(video.detach(), t, g)
         with torch.no_grad():
             real_c = self._x0(self.teacher, conds, first, x_t, t, text_c)
             text_n, conds_n = unconditional(self.cfg.guide, conds, first, text_c, text_u)
@@ -319,26 +319,29 @@ class DMDStage:
 
     def critic_loss(self, video: torch.Tensor, batch: LatentBatch, text_c: TextKV, g: torch.Generator) -> torch.Tensor:
         t = self._score_t(video.shape[0], g)
-        noise = torch.randn(video.shape, generator=g).to(self.device)
-        x_t = self.schedule.add_noise(video, noise, t[:, None, None, None, None])
+        x_t, noise = self._noised(video, t, g)
         v = self._velocity(self.critic, batch.conditions, batch.references.shape[2], x_t, t, text_c)
         return F.mse_loss(v, self.schedule.velocity_target(video, noise))
 
-    # ------------------------------------------------------------------ adversarial term
-    def _gan_noised(self, video: torch.Tensor, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _noised(self, video: torch.Tensor, t: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(video noised to t per clip, the noise), the noise drawn from `g`."""
         noise = torch.randn(video.shape, generator=g).to(self.device)
-        return self.schedule.add_noise(video, noise, t[:, None, None, None, None])
+        return self.schedule.add_noise(video, noise, t[:, None, None, None, None]), noise
 
-    def _logits(self, x_t: torch.Tensor, batch: LatentBatch, t: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+    # ------------------------------------------------------------------ adversarial term
+    def _logits(self, x_t: torch.Tensor, batch: LatentBatch, t: torch.Tensor, text: TextKV) -> torch.Tensor:
         """The head's logits `[B, F, S]` on the video tokens of the critic's pass over a noised clip (the critic
-        frozen: only the head, and the clip's own graph, get gradients)."""
+        frozen: only the head, and the clip's own graph, get gradients); `text`: the critic's prompt projection."""
         conds = batch.conditions
         x, t_frames, positions, hint = self._pass_inputs(self.critic, conds, batch.references.shape[2], x_t, t)
         with frozen(self.critic):
-            with torch.no_grad():
-                text = self.critic.text_kv(prompt)
             tokens = self.critic.features(x, t_frames, text, positions, self.cfg.gan_layer, hint=hint)
         return self.head(tokens[:, conds.shape[2]:])
+
+    @torch.no_grad()
+    def _critic_text(self, prompt: torch.Tensor) -> TextKV:
+        """The critic's current projection of the prompt features, without gradient (the head never trains it)."""
+        return self.critic.text_kv(prompt)
 
     def real_window(self, batch: LatentBatch, frames: int, g: torch.Generator) -> torch.Tensor:
         """A window of `frames` latent frames of the batch's real clip, at a random start."""
@@ -352,30 +355,25 @@ class DMDStage:
                          g: torch.Generator) -> torch.Tensor:
         """The generator's adversarial loss on its rollout (gradient to `video` only); `prompt`: the prompt
         encoder's features."""
-        t = self._gan_t(video.shape[0], g)
+        t = self._score_t(video.shape[0], g, shift=1.0)
         with frozen(self.head):
-            return generator_loss(self._logits(self._gan_noised(video, t, g), batch, t, prompt))
+            return generator_loss(self._logits(self._noised(video, t, g)[0], batch, t, self._critic_text(prompt)))
 
     def discriminator_step(self, video: torch.Tensor, batch: LatentBatch, prompt: torch.Tensor,
                            g: torch.Generator) -> dict[str, torch.Tensor]:
         """One update of the head: the batch's real clip against the (detached) rollout, at one t per clip."""
-        t = self._gan_t(video.shape[0], g)
+        t = self._score_t(video.shape[0], g, shift=1.0)
         real = self.real_window(batch, video.shape[2], g)
         with torch.no_grad():
-            fake_t, real_t = self._gan_noised(video.detach(), t, g), self._gan_noised(real, t, g)
-        fake_logits, real_logits = (self._logits(x_t, batch, t, prompt) for x_t in (fake_t, real_t))
+            fake_t, real_t = self._noised(video.detach(), t, g)[0], self._noised(real, t, g)[0]
+        text = self._critic_text(prompt)  # after this step's critic update
+        fake_logits, real_logits = (self._logits(x_t, batch, t, text) for x_t in (fake_t, real_t))
         loss = head_loss(real_logits, fake_logits)
         self.head_opt.zero_grad(set_to_none=True)
         loss.backward()
         sync_gradients(self.head.parameters(), self.dist)
         self.head_opt.step()
         return {"disc": loss.detach(), "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
-
-    def _gan_t(self, b: int, g: torch.Generator) -> torch.Tensor:
-        """One timestep per clip for the adversarial term: uniform (unshifted, so half lie below sigma 0.5,
-        where texture shows), clamped to [20, 980]."""
-        u = torch.randint(0, 1000, (b,), generator=g).float()
-        return u.clamp(20.0, 980.0).to(self.device)
 
     # ------------------------------------------------------------------ step
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
