@@ -109,6 +109,30 @@ def test_tryoff_stage_loss_falls_and_sampler_runs(tmp_path):
     assert out.shape == (1, 3, 16, 16) and out.abs().max() <= 1
 
 
+def test_tryoff_prob_picks_the_direction_a_step_trains():
+    from fashionchameleon.lab.train.tryoff_stage import CanvasBatch, TryOffStage
+
+    g = torch.Generator().manual_seed(0)
+    person, garment, ref, other = (torch.randn(2, 4, 1, 4, 4, generator=g) for _ in range(4))
+    torch.manual_seed(0)
+
+    def moved_by_reference(prob: float) -> int:
+        """Of 16 steps' losses, how many change when only the try-on reference changes."""
+        stage = TryOffStage(_cfg(tryoff_prob=prob), lambda step: None)
+        with torch.no_grad():
+            for p in stage.model.parameters():  # the output head starts at zero: give every input a say
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+            return sum(stage.loss(CanvasBatch(person, garment, ref, "upper"), generator_for(3, s)).item() !=
+                       stage.loss(CanvasBatch(person, garment, other, "upper"), generator_for(3, s)).item()
+                       for s in range(16))
+
+    assert moved_by_reference(1.0) == 0  # try-off only: the reference is never read
+    assert moved_by_reference(0.0) == 16  # try-on only
+    assert 0 < moved_by_reference(0.5) < 16
+    with pytest.raises(ValueError, match="tryoff_prob must be in"):
+        DiffusionStageConfig(tryoff_prob=1.5)
+
+
 def test_ema_copies_first_then_averages_with_a_ramped_decay():
     model = nn.Linear(2, 1, bias=False)
     ema = EMA(model, decay=0.999)

@@ -46,6 +46,9 @@ class DiffusionStageConfig(JsonConfig):
     # teacher: the probability a clip's garment slots are all replaced by the null garment (an all-zero
     # latent frame, `sampler.null_garments`), so the teacher can be guided on its garments; 0 = never
     garment_dropout: float = 0.0
+    # try-off stage: the probability a step trains the try-off direction (person -> flat garment) rather than
+    # try-on (reference + garment -> person); the product uses only try-off, so 1.0 gives it every step
+    tryoff_prob: float = 0.5
     shift: float = 5.0
     foreground_weight: float = 0.0  # loss weight 1 + this x person cover per latent cell (world data); 0 = uniform
     # extra loss weight per named world mask ("upper", "lower", "full", "head", "hair", "skin"): its
@@ -76,6 +79,8 @@ class DiffusionStageConfig(JsonConfig):
             raise ValueError(f"grown_lr must be > 0 (a factor of lr), got {self.grown_lr}")
         if not 0.0 <= self.garment_dropout < 1.0:
             raise ValueError(f"garment_dropout must be in [0, 1), got {self.garment_dropout}")
+        if not 0.0 <= self.tryoff_prob <= 1.0:
+            raise ValueError(f"tryoff_prob must be in [0, 1], got {self.tryoff_prob}")
         bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
         if bad:
             raise ValueError(f"region_weights must map mask names to weights >= 0, got {bad}")

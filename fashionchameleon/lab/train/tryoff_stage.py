@@ -2,7 +2,7 @@
 
 A `CanvasBatch` row holds a dressed person latent, the flat garment latent of one slot and an
 identity reference latent. Each step picks a direction per batch (try-off with probability
-`tryoff_prob`), noises only the target frame at one sampled t, keeps the others clean at t = 0,
+`DiffusionStageConfig.tryoff_prob`), noises only the target frame at one sampled t, keeps the others clean at t = 0,
 and regresses the target's velocity.
 """
 from __future__ import annotations
@@ -37,14 +37,13 @@ class CanvasBatch:
 class TryOffStage(DiTStage):
     name = "tryoff"
     export_stage = "tryoff"
-    tryoff_prob = 0.5
 
     def __init__(self, cfg: DiffusionStageConfig, batches: Callable[[int], CanvasBatch],
                  device: torch.device | str = "cpu", dist: DistInfo = DistInfo()) -> None:
         super().__init__(cfg, batches, device, dist)  # the prompt encoder is built but unused (all-zero context)
 
     def loss(self, batch: CanvasBatch, generator: torch.Generator) -> torch.Tensor:
-        tryoff = bool(torch.rand((), generator=generator) < self.tryoff_prob)
+        tryoff = bool(torch.rand((), generator=generator) < self.cfg.tryoff_prob)
         if tryoff:
             clean, target, direction = batch.person, batch.garment, "tryoff"
         else:
