@@ -11,8 +11,11 @@ from fashionchameleon.runtime.config import ModelConfig
 from fashionchameleon.runtime.dit.model import WanDiT
 from fashionchameleon.runtime.encoders.text import TinyPromptEncoder
 
-MICRO = ModelConfig(name="micro", dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
-                    text_dim=16, text_len=4, freq_dim=32)
+# the micro model as the `model` overrides a training stage's config takes, and as a ModelConfig
+MICRO_FIELDS = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
+                    freq_dim=32)
+MICRO = ModelConfig(name="micro", **MICRO_FIELDS)
+MICRO_TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)  # its prompt encoder (TinyTextConfig fields)
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

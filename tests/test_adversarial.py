@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import MICRO as MICRO_MODEL
-from test_dmd import MICRO, TEXT
+from conftest import MICRO_FIELDS as MICRO, MICRO_TEXT as TEXT
 
 from fashionchameleon.lab.train.batch import LatentBatch
 from fashionchameleon.lab.train.dmd_stage import DMDStage, DMDStageConfig

@@ -9,9 +9,7 @@ from fashionchameleon.lab.train.dmd_stage import DMDStage, DMDStageConfig
 from fashionchameleon.lab.train.reward import GarmentFidelityReward, gr_weights
 from fashionchameleon.lab.train.runner import RunConfig, read_log, run_stage
 
-MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
-             freq_dim=32)
-TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)
+from conftest import MICRO_FIELDS as MICRO, MICRO_TEXT as TEXT
 
 
 def test_equal_rewards_give_uniform_weights():

@@ -17,9 +17,7 @@ from fashionchameleon.lab.train.runner import RunConfig, run_stage
 from fashionchameleon.lab.train.state import compact_state
 from fashionchameleon.lab.train.teacher_stage import TeacherStage
 
-MICRO = dict(dim=32, ffn_dim=64, num_heads=2, num_layers=2, in_dim=4, out_dim=4, text_dim=16, text_len=4,
-             freq_dim=32)
-TEXT = dict(text_dim=16, text_len=4, width=16, layers=1, heads=2)
+from conftest import MICRO_FIELDS as MICRO, MICRO_TEXT as TEXT, randomize
 
 
 def _fixed(step: int) -> LatentBatch:
@@ -119,9 +117,8 @@ def test_tryoff_prob_picks_the_direction_a_step_trains():
     def moved_by_reference(prob: float) -> int:
         """Of 16 steps' losses, how many change when only the try-on reference changes."""
         stage = TryOffStage(_cfg(tryoff_prob=prob), lambda step: None)
+        randomize(stage.model)  # the output head starts at zero: give every input a say
         with torch.no_grad():
-            for p in stage.model.parameters():  # the output head starts at zero: give every input a say
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
             return sum(stage.loss(CanvasBatch(person, garment, ref, "upper"), generator_for(3, s)).item() !=
                        stage.loss(CanvasBatch(person, garment, other, "upper"), generator_for(3, s)).item()
                        for s in range(16))
