@@ -77,3 +77,21 @@ def test_the_shipped_student_streams_with_the_context_it_was_trained_on():
     # once the window slides, each chunk goes through the codec before its KV pass: 3 of 8 held-out
     # 1,000-frame streams are striped at frames 900-1000 with it, 6 without (weights/README.md)
     assert stream.reproject
+
+
+# The try-off on 12 quick held-out cases of its world (10 steps): 9 of 12 when it was shipped (259 of 288,
+# 0.899, with the eval's 30 steps: weights/README.md). P(>= 9 of 12 by chance, 1/8 each) < 1e-5.
+SHIPPED_TRYOFF_HITS = 9
+
+
+def test_shipped_tryoff_keeps_its_retrieval_on_a_few_held_out_samples():
+    from fashionchameleon.lab.metrics.cases import build_cases
+    from fashionchameleon.lab.metrics.config import EvalConfig
+    from fashionchameleon.lab.metrics.generators import ModelTryOff
+    from fashionchameleon.lab.metrics.scores import tryoff_retrieval
+    from fashionchameleon.lab.weights_world import folder_world_fields
+
+    cfg = EvalConfig.quick(samples=12, **folder_world_fields(WEIGHTS_DIR))
+    model = load_embedded(WEIGHTS_DIR, parts=("codec", "tryoff"))
+    result = tryoff_retrieval(ModelTryOff(model, cfg.tryoff_steps), build_cases(cfg), cfg)
+    assert sum(d["hit"] for d in result["details"]) >= SHIPPED_TRYOFF_HITS
