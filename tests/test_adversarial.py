@@ -6,8 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import MICRO as MICRO_MODEL
-from conftest import MICRO_FIELDS as MICRO, MICRO_TEXT as TEXT
+from conftest import MICRO, MICRO_FIELDS, MICRO_TEXT
 
 from fashionchameleon.lab.train.batch import LatentBatch
 from fashionchameleon.lab.train.dmd_stage import DMDStage, DMDStageConfig
@@ -25,12 +24,12 @@ def _batch(step: int) -> LatentBatch:
 
 def _stage(**kw) -> DMDStage:
     torch.manual_seed(0)
-    return DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False, **kw), _batch)
+    return DMDStage(DMDStageConfig(model=MICRO_FIELDS, text=MICRO_TEXT, num_chunks=2, reweight=False, **kw), _batch)
 
 
 def test_features_are_the_tokens_after_the_block_and_skip_the_rest():
     torch.manual_seed(0)
-    model = WanDiT(MICRO_MODEL)
+    model = WanDiT(MICRO)
     x, t = torch.randn(1, 4, 3, 4, 4), torch.rand(1, 3) * 1000
     text = torch.randn(1, 4, 16)
     seen = []

@@ -39,18 +39,23 @@ def test_shipped_codec_latents_are_normalised():
 SHIPPED_GARMENT_HITS = 5 / 6
 
 
-@pytest.fixture(scope="module")
-def student_garment_retrieval() -> float:
-    from fashionchameleon.runtime.embedded import load_embedded
+def _quick_held_out(samples: int):
+    """(EvalConfig, cases): the first `samples` quick held-out cases of the world the shipped files record."""
     from fashionchameleon.lab.metrics.cases import build_cases
     from fashionchameleon.lab.metrics.config import EvalConfig
+    from fashionchameleon.lab.weights_world import folder_world_fields
+
+    cfg = EvalConfig.quick(samples=samples, **folder_world_fields(WEIGHTS_DIR))
+    return cfg, build_cases(cfg)
+
+
+@pytest.fixture(scope="module")
+def student_garment_retrieval() -> float:
     from fashionchameleon.lab.metrics.scores import garment_retrieval
     from fashionchameleon.lab.metrics.generators import StudentGenerator
 
-    from fashionchameleon.lab.weights_world import folder_world_fields
-
-    cfg = EvalConfig.quick(samples=6, **folder_world_fields(WEIGHTS_DIR))  # the world the files record
-    return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), build_cases(cfg), cfg)["garment"]
+    cfg, cases = _quick_held_out(6)
+    return garment_retrieval(StudentGenerator(load_embedded(WEIGHTS_DIR)), cases, cfg)["garment"]
 
 
 def test_shipped_dits_load_with_their_stages_and_fit_the_budget():
@@ -85,13 +90,10 @@ SHIPPED_TRYOFF_HITS = 9
 
 
 def test_shipped_tryoff_keeps_its_retrieval_on_a_few_held_out_samples():
-    from fashionchameleon.lab.metrics.cases import build_cases
-    from fashionchameleon.lab.metrics.config import EvalConfig
     from fashionchameleon.lab.metrics.generators import ModelTryOff
     from fashionchameleon.lab.metrics.scores import tryoff_retrieval
-    from fashionchameleon.lab.weights_world import folder_world_fields
 
-    cfg = EvalConfig.quick(samples=12, **folder_world_fields(WEIGHTS_DIR))
+    cfg, cases = _quick_held_out(12)
     model = load_embedded(WEIGHTS_DIR, parts=("codec", "tryoff"))
-    result = tryoff_retrieval(ModelTryOff(model, cfg.tryoff_steps), build_cases(cfg), cfg)
+    result = tryoff_retrieval(ModelTryOff(model, cfg.tryoff_steps), cases, cfg)
     assert sum(d["hit"] for d in result["details"]) >= SHIPPED_TRYOFF_HITS
