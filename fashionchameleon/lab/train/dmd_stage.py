@@ -71,6 +71,7 @@ from .distributed import DistInfo, sync_gradients
 from .adversarial import PatchHead, frozen, generator_loss, head_loss
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
 from .ema import lerp_parameters
+from .motion_term import motion_loss
 from .reward import ChunkReward, gr_weights
 
 __all__ = ["CarriedStream", "DMDStageConfig", "DMDStage"]
@@ -123,10 +124,12 @@ class DMDStageConfig(JsonConfig):
     gan: float = 0.0  # the adversarial term's weight in the generator's loss (0: off, plain GR-DMD)
     gan_layer: int = 5  # the critic block whose output tokens the discriminator head reads
     gan_lr: float = 1e-4  # the discriminator head's learning rate
+    motion: float = 0.0  # the motion-matching term's weight in the generator's loss (0: off; `motion_term.py`)
 
     def __post_init__(self) -> None:
-        if self.gan < 0:
-            raise ValueError(f"gan must be >= 0, got {self.gan}")
+        for name in ("gan", "motion"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.score_chunks <= self.num_chunks:
             raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
         if self.carry_chunks and self.carry_chunks < self.num_chunks:
@@ -406,6 +409,10 @@ class DMDStage:
                 adv = self.adversarial_loss(video, batch, prompt, g)
                 loss = loss + cfg.gan * adv
                 metrics["adv"] = adv.detach()
+            if cfg.motion:
+                move, ratio = motion_loss(video, batch.video)
+                loss = loss + cfg.motion * move
+                metrics.update(motion=move.detach(), motion_ratio=ratio.mean())
             self.gen_opt.zero_grad(set_to_none=True)
             loss.backward()
             sync_gradients(self.generator.parameters(), self.dist)
