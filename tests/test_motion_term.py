@@ -67,3 +67,35 @@ def test_the_stage_adds_the_term_on_generator_steps_only_when_asked():
     assert "motion" not in on.train_step(6)  # a critic-only step
     with pytest.raises(ValueError, match="motion must be >= 0"):
         DMDStageConfig(motion=-1.0)
+
+
+def test_a_region_measures_the_motion_of_its_cells_alone():
+    """Two arms' worth of cells move and the rest holds still: over the whole frame the clip looks nearly
+    frozen, over the region it moves as fast as its cells do."""
+    still = _moving(speed=0.0)
+    arms = torch.zeros(2, 1, 1, 4, 4)
+    arms[..., 1, 0] = arms[..., 1, 3] = 1.0  # 2 of 16 cells
+    clip = still + arms * 0.5 * torch.arange(6).view(1, 1, 6, 1, 1)  # the arm cells drift by 0.5 a frame
+    whole, region = latent_motion(clip), latent_motion(clip, arms)
+    assert torch.allclose(region, torch.full((2,), 0.5 + 1e-4), atol=1e-5)
+    assert torch.allclose(whole, torch.full((2,), 0.5 * 2 / 16 + 1e-4), atol=1e-5)
+    # a rollout whose arms freeze costs a lot on the region, little over the frame
+    frozen_arms, _ = motion_loss(still + 0.01 * arms, clip, arms)
+    assert frozen_arms > 4 * motion_loss(still + 0.01 * arms + 0.05 * torch.randn_like(still), clip)[0]
+
+
+def test_the_stage_reads_the_region_from_the_batch_and_names_a_missing_one():
+    kw = dict(model=MICRO_FIELDS, text=MICRO_TEXT, num_chunks=2, reweight=False, update_ratio=1, motion=0.1)
+    skin = torch.zeros(2, 1, 6, 4, 4)
+    skin[:, :, :3, 0, 0] = 1.0  # covered in half the frames
+
+    def with_skin(step: int) -> LatentBatch:
+        batch = _batch(step)
+        batch.regions = {"skin": skin}
+        return batch
+
+    cells = DMDStage(DMDStageConfig(**kw, motion_region="skin"), with_skin).motion_cells(with_skin(0))
+    assert cells.shape == (2, 1, 1, 4, 4) and cells[0, 0, 0, 0, 0] == 0.5 and cells.sum() == 1.0
+    assert "motion" in DMDStage(DMDStageConfig(**kw, motion_region="skin"), with_skin).train_step(1)
+    with pytest.raises(ValueError, match="motion_region 'skin' needs the batch's skin mask"):
+        DMDStage(DMDStageConfig(**kw, motion_region="skin"), _batch).train_step(1)

@@ -44,6 +44,12 @@ the critic's tokens after block `gan_layer` learns every step to tell the batch'
 of the rollout's length) from the rollout, both noised to one unshifted uniform t, and the generator's
 loss on its update steps gains `gan` x softplus(-D(rollout)), its gradient passing through the frozen
 critic. Real clips reach the student this way, so it is not bound to what its teacher samples.
+
+Motion term (`motion` > 0; `motion_term.py`): the generator's loss on its update steps gains `motion` x
+log(m(rollout) / m(real clip))^2, m being a clip's mean absolute difference between consecutive latent
+frames (over the whole frame, or over a region of the real clip with `motion_region`), so a carried
+stream that freezes deep in (or sways far more than its prompt) is pulled back to the real clips'
+amount of motion.
 """
 from __future__ import annotations
 
@@ -125,6 +131,8 @@ class DMDStageConfig(JsonConfig):
     gan_layer: int = 5  # the critic block whose output tokens the discriminator head reads
     gan_lr: float = 1e-4  # the discriminator head's learning rate
     motion: float = 0.0  # the motion-matching term's weight in the generator's loss (0: off; `motion_term.py`)
+    motion_region: str = ""  # where the term measures motion: "" the whole frame, "person" (the batch's
+    # foreground) or one of the batch's region masks (world data: e.g. "skin"), averaged over the real clip
 
     def __post_init__(self) -> None:
         for name in ("gan", "motion"):
@@ -378,6 +386,18 @@ class DMDStage:
         self.head_opt.step()
         return {"disc": loss.detach(), "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
 
+    def motion_cells(self, batch: LatentBatch) -> torch.Tensor | None:
+        """`[B, 1, 1, h, w]` the region the motion term measures (`motion_region`), the real clip's cover of it
+        averaged over its frames; None for the whole frame."""
+        name = self.cfg.motion_region
+        if not name:
+            return None
+        cover = batch.foreground if name == "person" else batch.regions.get(name)
+        if cover is None:
+            have = ["person"] * (batch.foreground is not None) + sorted(batch.regions)
+            raise ValueError(f"motion_region {name!r} needs the batch's {name} mask (world data); it has {have}")
+        return cover.float().mean(2, keepdim=True)
+
     # ------------------------------------------------------------------ step
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -410,7 +430,7 @@ class DMDStage:
                 loss = loss + cfg.gan * adv
                 metrics["adv"] = adv.detach()
             if cfg.motion:
-                move, ratio = motion_loss(video, batch.video)
+                move, ratio = motion_loss(video, batch.video, self.motion_cells(batch))
                 loss = loss + cfg.motion * move
                 metrics.update(motion=move.detach(), motion_ratio=ratio.mean())
             self.gen_opt.zero_grad(set_to_none=True)
