@@ -11,6 +11,11 @@ pattern retrieval falls to chance (1/K) is the noise level from which the teache
 texture back: texture lost only near sigma 1 means the model keeps texture it is shown but cannot
 lay it out from the flat-lay; lost already at small sigma means it does not model texture at all.
 Prints one table row per sigma0 and writes `--json`.
+
+With `--flatten upper lower full head` the clip is first stripped of those regions' texture
+(`lab/train/flatten.py`, the input of the teacher's restoration objective) and then noised: sigma0 = 0
+scores the flattened clip itself (the floor), and a level where pattern or identity climbs back above
+it is one from which the teacher puts the detail back from its conditions rather than from the input.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
 from fashionchameleon.lab.metrics.generators import covering_frames, teacher_inputs  # noqa: E402
+from fashionchameleon.lab.train.flatten import flatten_inside, region_mask  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.stream.sampler import sample_teacher  # noqa: E402
 from fashionchameleon.runtime.stream.schedule import FlowMatchSchedule  # noqa: E402
@@ -60,8 +66,10 @@ class NoisedTruthTeacher:
     supports_switches = False
     chunk_frames = None
 
-    def __init__(self, model, sigma0: float, steps: int = 30, cfg: float = 1.0, shift: float = 5.0):
+    def __init__(self, model, sigma0: float, steps: int = 30, cfg: float = 1.0, shift: float = 5.0,
+                 flatten: tuple[str, ...] = (), flatten_px: int = 25):
         self.model, self.sigma0, self.steps, self.cfg, self.shift = model, float(sigma0), int(steps), float(cfg), shift
+        self.flatten, self.flatten_px = tuple(flatten), int(flatten_px)
         self.name = f"sigma0={sigma0:g}"
 
     @torch.no_grad()
@@ -69,6 +77,10 @@ class NoisedTruthTeacher:
         model, codec = self.model, self.model.codec
         n = covering_frames(codec, frames)
         video = sample.video[:n]
+        if self.flatten:
+            region = region_mask({k: m[:n] for k, m in sample.masks.items()}, self.flatten)
+            if region is not None:
+                video = flatten_inside(video, region, self.flatten_px)
         if video.shape[0] < n:  # pad by holding the last frame
             video = torch.cat([video, video[-1:].expand(n - video.shape[0], -1, -1, -1)])
         x0 = codec.encode_video(video.transpose(0, 1)[None].float()).float()  # [1, C, F, h, w]
@@ -95,22 +107,27 @@ def main() -> int:
     p.add_argument("--cfg", type=float, default=1.0, help="text CFG scale (1: none)")
     p.add_argument("--shift", type=float, default=5.0, help="the sampling schedule's shift")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--flatten", nargs="*", default=[], metavar="MASK",
+                   help="world masks whose texture is averaged away before noising (e.g. upper lower full head)")
+    p.add_argument("--flatten-px", type=int, default=25, help="the box of that average, px (odd)")
+    p.add_argument("--start", type=int, default=0, help="first test-split case")
     p.add_argument("--json", default="outputs/pattern_by_noise.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_embedded(Path(args.weights), parts=("teacher",))
     cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing,
-                     garment_layout=args.garment_layout)
+                     garment_layout=args.garment_layout, start=args.start)
     cases = build_cases(cfg)  # built once: their candidate descriptors are memoised across the levels
     rows = []
     for sigma0 in args.sigmas:
-        gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift)
+        gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift, args.flatten, args.flatten_px)
         metrics = run_eval({gen.name: gen}, cfg, cases=cases)["rows"][0]["metrics"]
         rows.append({"sigma0": sigma0, **{k: metrics.get(k) for k in SECTIONS}})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"weights": args.weights, "cfg": args.cfg, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"weights": args.weights, "cfg": args.cfg, "flatten": args.flatten, "start": args.start,
+                               "rows": rows}, indent=2) + "\n")
     print("\n| sigma0 | garment | identity | pattern | person L1 |\n|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['sigma0']:g} | {r['garment']:.2f} | {r['identity']:.2f} | {r['pattern']:.2f} | {r['recon']:.2f} |")

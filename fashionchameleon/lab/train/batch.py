@@ -27,6 +27,9 @@ class LatentBatch:
     foreground: torch.Tensor | None = None  # [B, 1, F, h, w] in [0, 1]: person cover per latent cell, or None
     # the same cover for the world's other masks (garment slots, head, hair, skin): {name: [B, 1, F, h, w]}
     regions: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the clips encoded again with the texture of `DataConfig.flatten_regions` averaged away
+    # (`flatten.flatten_inside`), for the teacher's restoration objective; None when not asked for
+    flat_video: torch.Tensor | None = None  # [B, C, F, h, w]
 
     @property
     def conditions(self) -> torch.Tensor:
@@ -36,7 +39,8 @@ class LatentBatch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),
                            self.slots, move(self.reference_images), move(self.garment_images),
-                           move(self.foreground), {k: move(v) for k, v in self.regions.items()})
+                           move(self.foreground), {k: move(v) for k, v in self.regions.items()},
+                           move(self.flat_video))
 
 
 LatentBatchFn = Callable[[int], LatentBatch]  # step -> batch (deterministic per step and rank)

@@ -17,6 +17,7 @@ from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import JsonConfig
 from ...runtime.stream.seeding import generator_for, mix_seed
 from .batch import LatentBatch
+from .flatten import flatten_inside, region_mask
 from .tryoff_stage import CanvasBatch
 
 __all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches",
@@ -37,6 +38,15 @@ class DataConfig(JsonConfig):
     height: int | None = None  # frame height in px; None: the world framing's (fashion: 144), else size
     width: int | None = None  # frame width in px; None: the world framing's (fashion: 112), else size
     garment_layout: str = "frame"  # world: flat-lays centred ("frame") or where they are worn ("body")
+    # world masks whose texture a second encoding of each clip averages away (`LatentBatch.flat_video`,
+    # for the teacher's `restore_prob`), e.g. ["upper", "lower", "full", "head"]; empty = none
+    flatten_regions: tuple[str, ...] = ()
+    flatten_px: int = 25  # the box (odd, px) of that average: wider than the world's texture periods (>= 16 px)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flatten_regions", tuple(self.flatten_regions))  # JSON gives a list
+        if self.flatten_px < 1 or self.flatten_px % 2 == 0:
+            raise ValueError(f"data.flatten_px must be an odd number of pixels >= 1, got {self.flatten_px}")
 
     def world(self):
         """The `WorldConfig` of a world source (imports the world)."""
@@ -152,7 +162,21 @@ class ClipBatches:
         person = covers.pop("person", None)
         return LatentBatch(video, refs, garments, [s.prompt for s in samples], names,
                            torch.stack([s.references[0] for s in samples]),
-                           torch.stack([s.garments[names[0]] for s in samples]), person, covers)
+                           torch.stack([s.garments[names[0]] for s in samples]), person, covers,
+                           self._flat_video(samples, masks, codec))
+
+    def _flat_video(self, samples, masks: list[dict], codec: LatentCodec) -> torch.Tensor | None:
+        """The clips encoded with `flatten_regions` averaged away `[B, C, F, h, w]`; None when not asked for."""
+        if not self.cfg.flatten_regions:
+            return None
+        clips = []
+        for s, m in zip(samples, masks):
+            region = region_mask(m, self.cfg.flatten_regions)
+            if region is None:
+                raise ValueError(f"data.flatten_regions {list(self.cfg.flatten_regions)} names no mask these clips "
+                                 f"have (theirs: {sorted(m)}); only world clips carry masks")
+            clips.append(flatten_inside(s.video, region, self.cfg.flatten_px).transpose(0, 1))  # [3, T, H, W]
+        return codec.encode_video(torch.stack(clips)).float()
 
     @torch.no_grad()
     def canvas(self, step: int, codec: LatentCodec) -> CanvasBatch:

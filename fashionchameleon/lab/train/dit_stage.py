@@ -50,6 +50,12 @@ class DiffusionStageConfig(JsonConfig):
     # try-on (reference + garment -> person); the product uses only try-off, so 1.0 gives it every step
     tryoff_prob: float = 0.5
     shift: float = 5.0
+    # teacher: the probability a clip whose timestep lies in `restore_sigmas` is noised from its flattened copy
+    # (`LatentBatch.flat_video`: `DataConfig.flatten_regions` with their texture averaged away) while the
+    # target stays the true clip, so the model learns to put back, from the conditions, the detail that a
+    # sample from noise still lacks at mid noise (`flatten.py`); 0 = never
+    restore_prob: float = 0.0
+    restore_sigmas: tuple[float, float] = (0.3, 0.9)  # the noise range (sigma) where restoration is trained
     foreground_weight: float = 0.0  # loss weight 1 + this x person cover per latent cell (world data); 0 = uniform
     # extra loss weight per named world mask ("upper", "lower", "full", "head", "hair", "skin"): its
     # cells' weight gains this x their cover, on top of the person's (e.g. {"upper": 6} for the top)
@@ -79,6 +85,11 @@ class DiffusionStageConfig(JsonConfig):
             raise ValueError(f"grown_lr must be > 0 (a factor of lr), got {self.grown_lr}")
         if not 0.0 <= self.garment_dropout < 1.0:
             raise ValueError(f"garment_dropout must be in [0, 1), got {self.garment_dropout}")
+        if not 0.0 <= self.restore_prob <= 1.0:
+            raise ValueError(f"restore_prob must be in [0, 1], got {self.restore_prob}")
+        lo, hi = self.restore_sigmas
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"restore_sigmas must be (low, high) with 0 < low <= high <= 1, got {self.restore_sigmas}")
         if not 0.0 <= self.tryoff_prob <= 1.0:
             raise ValueError(f"tryoff_prob must be in [0, 1], got {self.tryoff_prob}")
         bad = {k: v for k, v in self.region_weights.items() if not isinstance(v, (int, float)) or v < 0}
