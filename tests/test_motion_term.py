@@ -99,3 +99,5 @@ def test_the_stage_reads_the_region_from_the_batch_and_names_a_missing_one():
     assert "motion" in DMDStage(DMDStageConfig(**kw, motion_region="skin"), with_skin).train_step(1)
     with pytest.raises(ValueError, match="motion_region 'skin' needs the batch's skin mask"):
         DMDStage(DMDStageConfig(**kw, motion_region="skin"), _batch).train_step(1)
+    with pytest.raises(ValueError, match="motion_region 'skin' is read only by the motion term"):
+        DMDStageConfig(**{**kw, "motion": 0.0}, motion_region="skin")

@@ -35,6 +35,16 @@ class LatentBatch:
     def conditions(self) -> torch.Tensor:
         return torch.cat([self.references, self.garments], dim=2)  # [B, C, N+M, h, w]
 
+    @property
+    def mask_names(self) -> list[str]:
+        """The masks this batch has covers of: "person" (`foreground`) and its regions."""
+        return ["person"] * (self.foreground is not None) + sorted(self.regions)
+
+    def cover(self, name: str) -> torch.Tensor | None:
+        """The cover `[B, 1, F, h, w]` of a named mask: "person" is `foreground`, any other name one of
+        `regions`; None when the batch has no such mask (user clips have none)."""
+        return self.foreground if name == "person" else self.regions.get(name)
+
     def to(self, device: torch.device | str) -> "LatentBatch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),

@@ -131,13 +131,13 @@ def cell_weights(batch: LatentBatch, foreground_weight: float,
     regions = {k: v for k, v in (region_weights or {}).items() if v > 0}
     if batch.foreground is None or (foreground_weight <= 0 and not regions):
         return None
-    missing = sorted(set(regions) - set(batch.regions))
+    missing = sorted(name for name in regions if batch.cover(name) is None)
     if missing:
         raise ValueError(f"region_weights names {missing}, which this data has no masks for; "
-                         f"its masks: {sorted(batch.regions)}")
+                         f"its masks: {batch.mask_names}")
     weights = 1.0 + foreground_weight * batch.foreground
     for name, w in regions.items():
-        weights = weights + w * batch.regions[name]
+        weights = weights + w * batch.cover(name)
     return weights
 
 

@@ -138,6 +138,9 @@ class DMDStageConfig(JsonConfig):
         for name in ("gan", "motion"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.motion_region and not self.motion:
+            raise ValueError(f"motion_region {self.motion_region!r} is read only by the motion term, which is off "
+                             "(motion 0): set motion > 0 or leave motion_region empty")
         if not 0 <= self.score_chunks <= self.num_chunks:
             raise ValueError(f"score_chunks must be in [0, num_chunks={self.num_chunks}], got {self.score_chunks}")
         if self.carry_chunks and self.carry_chunks < self.num_chunks:
@@ -392,10 +395,10 @@ class DMDStage:
         name = self.cfg.motion_region
         if not name:
             return None
-        cover = batch.foreground if name == "person" else batch.regions.get(name)
+        cover = batch.cover(name)
         if cover is None:
-            have = ["person"] * (batch.foreground is not None) + sorted(batch.regions)
-            raise ValueError(f"motion_region {name!r} needs the batch's {name} mask (world data); it has {have}")
+            raise ValueError(f"motion_region {name!r} needs the batch's {name} mask (world data); "
+                             f"it has {batch.mask_names}")
         return cover.float().mean(2, keepdim=True)
 
     # ------------------------------------------------------------------ step
