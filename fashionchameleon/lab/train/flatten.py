@@ -32,6 +32,9 @@ def flatten_inside(video: torch.Tensor, mask: torch.Tensor, size: int) -> torch.
         raise ValueError(f"flatten size must be an odd number of pixels >= 1, got {size}")
     m = mask.to(video.dtype)[:, None]  # [T, 1, H, W]
     pad = size // 2
-    box = lambda x: F.avg_pool2d(x, size, stride=1, padding=pad, count_include_pad=True)  # noqa: E731
+
+    def box(x: torch.Tensor) -> torch.Tensor:  # a box mean, separable: rows then columns (2 k, not k^2, per pixel)
+        x = F.avg_pool2d(x, (1, size), stride=1, padding=(0, pad), count_include_pad=True)
+        return F.avg_pool2d(x, (size, 1), stride=1, padding=(pad, 0), count_include_pad=True)
     mean = box(video * m) / box(m).clamp_min(1e-6)  # [T, 3, H, W], the masked mean per box
     return torch.where(m > 0.5, mean, video)
