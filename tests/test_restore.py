@@ -42,11 +42,12 @@ def test_flatten_averages_the_texture_inside_the_mask_only():
         flatten_inside(video, mask, 4)
 
 
-def test_region_mask_is_the_union_of_the_masks_a_clip_has():
+def test_region_mask_is_the_union_of_the_masks_a_clip_has_and_refuses_a_clip_without_them():
     a, b = torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)
     a[0, 0, 0], b[0, 1, 1] = 1, 1
     assert region_mask({"upper": a, "lower": b}, ("upper", "lower", "full")).sum() == 2
-    assert region_mask({"head": a}, ("upper", "full")) is None
+    with pytest.raises(ValueError, match=r"\['upper', 'full'\] name no mask.*\['head'\]"):
+        region_mask({"head": a}, ("upper", "full"))
 
 
 def _codec():

@@ -78,9 +78,8 @@ class NoisedTruthTeacher:
         n = covering_frames(codec, frames)
         video = sample.video[:n]
         if self.flatten:
-            region = region_mask({k: m[:n] for k, m in sample.masks.items()}, self.flatten)
-            if region is not None:
-                video = flatten_inside(video, region, self.flatten_px)
+            video = flatten_inside(video, region_mask({k: m[:n] for k, m in sample.masks.items()}, self.flatten),
+                                   self.flatten_px)
         if video.shape[0] < n:  # pad by holding the last frame
             video = torch.cat([video, video[-1:].expand(n - video.shape[0], -1, -1, -1)])
         x0 = codec.encode_video(video.transpose(0, 1)[None].float()).float()  # [1, C, F, h, w]

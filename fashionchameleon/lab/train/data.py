@@ -17,7 +17,7 @@ from ...runtime.encoders.codec import LatentCodec
 from ...runtime.config import JsonConfig
 from ...runtime.stream.seeding import generator_for, mix_seed
 from .batch import LatentBatch
-from .flatten import flatten_inside, region_mask
+from .flatten import check_box_size, flatten_inside, region_mask
 from .tryoff_stage import CanvasBatch
 
 __all__ = ["DataConfig", "ClipSource", "WorldSource", "ManifestSource", "ClipBatches", "clip_batches",
@@ -45,8 +45,7 @@ class DataConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flatten_regions", tuple(self.flatten_regions))  # JSON gives a list
-        if self.flatten_px < 1 or self.flatten_px % 2 == 0:
-            raise ValueError(f"data.flatten_px must be an odd number of pixels >= 1, got {self.flatten_px}")
+        check_box_size(self.flatten_px, "data.flatten_px")
 
     def world(self):
         """The `WorldConfig` of a world source (imports the world)."""
@@ -169,13 +168,8 @@ class ClipBatches:
         """The clips encoded with `flatten_regions` averaged away `[B, C, F, h, w]`; None when not asked for."""
         if not self.cfg.flatten_regions:
             return None
-        clips = []
-        for s, m in zip(samples, masks):
-            region = region_mask(m, self.cfg.flatten_regions)
-            if region is None:
-                raise ValueError(f"data.flatten_regions {list(self.cfg.flatten_regions)} names no mask these clips "
-                                 f"have (theirs: {sorted(m)}); only world clips carry masks")
-            clips.append(flatten_inside(s.video, region, self.cfg.flatten_px).transpose(0, 1))  # [3, T, H, W]
+        clips = [flatten_inside(s.video, region_mask(m, self.cfg.flatten_regions), self.cfg.flatten_px)
+                 .transpose(0, 1) for s, m in zip(samples, masks)]  # [3, T, H, W] each
         return codec.encode_video(torch.stack(clips)).float()
 
     @torch.no_grad()

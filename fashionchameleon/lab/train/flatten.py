@@ -13,23 +13,29 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["flatten_inside", "region_mask"]
+__all__ = ["flatten_inside", "region_mask", "check_box_size"]
 
 
-def region_mask(masks: dict[str, torch.Tensor], names: tuple[str, ...] | list[str]) -> torch.Tensor | None:
+def check_box_size(size: int, name: str) -> None:
+    """The box of the average must be an odd number of pixels >= 1 (centred on its pixel)."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"{name} must be an odd number of pixels >= 1, got {size}")
+
+
+def region_mask(masks: dict[str, torch.Tensor], names: tuple[str, ...] | list[str]) -> torch.Tensor:
     """The union `[T, H, W]` (float 0/1) of the named masks a clip has (a one-outfit clip has no
-    "upper"); None when it has none of them."""
+    "upper"); a clip with none of them is refused (user clips carry no masks)."""
     present = [masks[n].float() for n in names if n in masks]
     if not present:
-        return None
+        raise ValueError(f"flatten regions {list(names)} name no mask this clip has (its masks: {sorted(masks)}); "
+                         "only world clips carry masks")
     return torch.stack(present).amax(0)
 
 
 def flatten_inside(video: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
     """`video` `[T, 3, H, W]` with every pixel of `mask` `[T, H, W]` replaced by the mean of the
     masked pixels in the `size` x `size` box around it; pixels outside the mask are unchanged."""
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"flatten size must be an odd number of pixels >= 1, got {size}")
+    check_box_size(size, "flatten size")
     m = mask.to(video.dtype)[:, None]  # [T, 1, H, W]
     pad = size // 2
 
