@@ -276,3 +276,33 @@ def test_the_fake_score_reads_the_prompt_through_the_critics_own_projection():
     stage.train_step(5)  # a generator step: the fake score's pass, then the critic's own loss
     own = stage.critic.text_kv(stage.text.encode(_batch(5).prompts))
     assert len(seen) == 2 and all(torch.allclose(text.k[0], own.k[0]) for text in seen)
+
+
+def test_a_real_score_with_its_own_prompt_encoder_reads_the_prompt_through_it(tmp_path):
+    """`real_text`: the real score (a teacher continued past the student's) reads the prompt through the
+    encoder it was trained with, while the generator and critic keep `init_text`'s features."""
+    from fashionchameleon.runtime.encoders.text import TinyPromptEncoder, TinyTextConfig
+    from fashionchameleon.runtime.files.checkpoint import save_checkpoint
+
+    def encoder(seed: int) -> str:
+        torch.manual_seed(seed)
+        enc = TinyPromptEncoder(TinyTextConfig.from_json(TEXT))
+        return str(save_checkpoint(tmp_path / f"text{seed}.safetensors", enc.state_dict(), "text", enc.config))
+
+    student_text, real_text = encoder(1), encoder(2)
+    torch.manual_seed(0)
+    stage = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False, guide="text",
+                                    init_text=student_text, real_text=real_text), _batch)
+    prompts = _batch(5).prompts
+    real_c = stage.teacher.text_kv(stage.real_text.encode(prompts))
+    real_u = stage.teacher.text_kv(stage.real_text.encode([""] * len(prompts)))
+    own_c = stage.teacher.text_kv(stage.text.encode(prompts))
+    assert not torch.allclose(real_c.k[0], own_c.k[0])  # the two encoders disagree: the test can tell them apart
+    seen = []
+    stage.teacher.register_forward_pre_hook(lambda m, args: seen.append(args[2]))
+    stage.train_step(5)  # a generator step: the real score's conditional and unconditional passes
+    assert len(seen) == 2
+    assert torch.allclose(seen[0].k[0], real_c.k[0]) and torch.allclose(seen[1].k[0], real_u.k[0])
+    plain = DMDStage(DMDStageConfig(model=MICRO, text=TEXT, num_chunks=2, reweight=False, init_text=student_text),
+                     _batch)
+    assert plain.real_text is plain.text  # without it, one encoder for all

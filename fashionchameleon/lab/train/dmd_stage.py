@@ -99,7 +99,9 @@ class DMDStageConfig(JsonConfig):
     text: dict = field(default_factory=dict)
     init_generator: str = ""  # the forcing (causal) checkpoint
     init_teacher: str = ""  # the SFT teacher: frozen real score, and the critic's starting point
-    init_text: str = ""
+    init_text: str = ""  # the prompt encoder the generator and critic read (the student streams with it)
+    real_text: str = ""  # the real score's own prompt encoder, when its teacher was trained on past `init_text`'s
+    # (a continued teacher as the real score of a student distilled with the earlier one); "": `init_text`
     gen_lr: float = 2e-5
     critic_lr: float = 4e-6
     betas: tuple[float, float] = (0.0, 0.999)
@@ -169,7 +171,7 @@ class DMDStageConfig(JsonConfig):
 class DMDStage:
     name = "dmd"
     # starting checkpoints a resumed state replaces (`modules`); the frozen real score and prompt encoder are
-    # not in the state, so `init_teacher` and `init_text` are read on every start
+    # not in the state, so `init_teacher`, `init_text` and `real_text` are read on every start
     restored_inits = ("init_generator",)
 
     def __init__(self, cfg: DMDStageConfig, batches: LatentBatchFn, device: torch.device | str = "cpu",
@@ -193,6 +195,8 @@ class DMDStage:
         self.critic = copy.deepcopy(self.teacher)
         self.teacher.requires_grad_(False).eval()
         self.text = build_text(cfg.text, cfg.init_text, self.device).requires_grad_(False).eval()
+        self.real_text = (build_text(cfg.text, cfg.real_text, self.device).requires_grad_(False).eval()
+                          if cfg.real_text else self.text)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.schedule = FlowMatchSchedule(shift=cfg.shift)
         self.timesteps = self.schedule.warp(cfg.steps)
@@ -411,8 +415,10 @@ class DMDStage:
             self.carried = None
         batch = carried.batch if carried else self.batches(step).to(self.device)
         with torch.no_grad():  # prompt features are frozen; each network projects them with its own weights
-            prompt, empty = self.text.encode(batch.prompts), self.text.encode([""] * len(batch.prompts))
-            text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(prompt),
+            prompt = self.text.encode(batch.prompts)
+            real_prompt = prompt if self.real_text is self.text else self.real_text.encode(batch.prompts)
+            empty = self.real_text.encode([""] * len(batch.prompts))
+            text_c, teacher_c, teacher_u = (self.generator.text_kv(prompt), self.teacher.text_kv(real_prompt),
                                             self.teacher.text_kv(empty))
         critic_text = self.critic.text_kv(prompt)  # the critic's own projection (trained by its loss below)
         gen_step = step % cfg.update_ratio == 0
