@@ -16,6 +16,11 @@ With `--flatten upper lower full head` the clip is first stripped of those regio
 (`lab/train/flatten.py`, the input of the teacher's restoration objective) and then noised: sigma0 = 0
 scores the flattened clip itself (the floor), and a level where pattern or identity climbs back above
 it is one from which the teacher puts the detail back from its conditions rather than from the input.
+
+With `--from-student DIR` the clip that is noised is not the truth but the student's own stream of the
+case (DIR's student, streamed as the eval streams it): sigma0 = 0 scores the student itself, and a teacher
+that lifts garment, identity or pattern above it from sigma0 is one whose score, as GR-DMD's real score,
+points the student's samples towards them.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import torch  # noqa: E402
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
-from fashionchameleon.lab.metrics.generators import covering_frames, teacher_inputs  # noqa: E402
+from fashionchameleon.lab.metrics.generators import StudentGenerator, covering_frames, teacher_inputs  # noqa: E402
 from fashionchameleon.lab.train.flatten import flatten_inside, region_mask  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.stream.sampler import sample_teacher  # noqa: E402
@@ -67,16 +72,16 @@ class NoisedTruthTeacher:
     chunk_frames = None
 
     def __init__(self, model, sigma0: float, steps: int = 30, cfg: float = 1.0, shift: float = 5.0,
-                 flatten: tuple[str, ...] = (), flatten_px: int = 25):
+                 flatten: tuple[str, ...] = (), flatten_px: int = 25, source: "StreamedClips | None" = None):
         self.model, self.sigma0, self.steps, self.cfg, self.shift = model, float(sigma0), int(steps), float(cfg), shift
-        self.flatten, self.flatten_px = tuple(flatten), int(flatten_px)
+        self.flatten, self.flatten_px, self.source = tuple(flatten), int(flatten_px), source
         self.name = f"sigma0={sigma0:g}"
 
     @torch.no_grad()
     def generate(self, sample, frames: int, switches=(), seed: int = 0) -> torch.Tensor:
         model, codec = self.model, self.model.codec
         n = covering_frames(codec, frames)
-        video = sample.video[:n]
+        video = sample.video[:n] if self.source is None else self.source.clip(sample, n, seed)
         if self.flatten:
             video = flatten_inside(video, region_mask({k: m[:n] for k, m in sample.masks.items()}, self.flatten),
                                    self.flatten_px)
@@ -92,6 +97,21 @@ class NoisedTruthTeacher:
                                 self.cfg, first_garment=sample.references.shape[0])
         out, _ = codec.decode(x0)
         return out[0].transpose(0, 1).float()[:frames].clamp(-1.0, 1.0)
+
+
+class StreamedClips:
+    """A student's stream of each case (`StudentGenerator`), made once and kept for every noise level."""
+
+    def __init__(self, weights: Path):
+        self.generator = StudentGenerator(load_embedded(weights, parts=("student",)))
+        self.clips: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def clip(self, sample, frames: int, seed: int) -> torch.Tensor:
+        """`[frames, 3, H, W]` in [-1, 1]: the student's clip of `sample` (the case's seed keys it)."""
+        key = (int(sample.meta["seed"]), frames, int(seed))
+        if key not in self.clips:
+            self.clips[key] = self.generator.generate(sample, frames, (), seed).float()
+        return self.clips[key]
 
 
 def main() -> int:
@@ -110,6 +130,8 @@ def main() -> int:
                    help="world masks whose texture is averaged away before noising (e.g. upper lower full head)")
     p.add_argument("--flatten-px", type=int, default=25, help="the box of that average, px (odd)")
     p.add_argument("--start", type=int, default=0, help="first test-split case")
+    p.add_argument("--from-student", metavar="DIR", default="",
+                   help="noise the student's stream of each case (DIR's student) instead of the ground truth")
     p.add_argument("--json", default="outputs/pattern_by_noise.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -117,15 +139,18 @@ def main() -> int:
     cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing,
                      garment_layout=args.garment_layout, start=args.start)
     cases = build_cases(cfg)  # built once: their candidate descriptors are memoised across the levels
+    source = StreamedClips(Path(args.from_student)) if args.from_student else None
     rows = []
     for sigma0 in args.sigmas:
-        gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift, args.flatten, args.flatten_px)
+        gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift, args.flatten, args.flatten_px,
+                                 source)
         metrics = run_eval({gen.name: gen}, cfg, cases=cases)["rows"][0]["metrics"]
         rows.append({"sigma0": sigma0, **{k: metrics.get(k) for k in SECTIONS}})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"weights": args.weights, "cfg": args.cfg, "flatten": args.flatten, "start": args.start,
+                               "from_student": args.from_student,
                                "rows": rows}, indent=2) + "\n")
     print("\n| sigma0 | garment | identity | pattern | person L1 |\n|---:|---:|---:|---:|---:|")
     for r in rows:
