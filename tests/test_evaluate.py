@@ -318,3 +318,28 @@ def test_a_figure_painted_in_its_garments_colours_fails_the_pattern_bar(blob_cas
     assert blob["garment"] >= 0.8  # colour and placement carry garment retrieval ...
     assert blob["pattern"] < BARS["pattern"] - 0.3  # ... but not the pattern score
     assert blob["recon"] > 0.1  # and the first chunk's person pixels are off
+
+
+def test_kept_clips_streams_each_case_once_and_refuses_switches():
+    """`KeptClips`: one call of the wrapped generator per (case, frames, seed); other keys stream anew."""
+    from types import SimpleNamespace
+
+    from fashionchameleon.lab.metrics.generators import KeptClips
+
+    calls = []
+
+    class Counting:
+        name = "counting"
+
+        def generate(self, sample, frames, switches=(), seed=0):
+            calls.append((sample.meta["seed"], frames, seed))
+            return torch.full((frames, 3, 2, 2), float(len(calls)))
+
+    kept = KeptClips(Counting())
+    a, b = SimpleNamespace(meta={"seed": 7}), SimpleNamespace(meta={"seed": 8})
+    first = kept.generate(a, 4, (), 0)
+    assert kept.generate(a, 4, (), 0) is first and calls == [(7, 4, 0)]
+    kept.generate(a, 4, (), 1), kept.generate(b, 4, (), 0), kept.generate(a, 5, (), 0)
+    assert calls == [(7, 4, 0), (7, 4, 1), (8, 4, 0), (7, 5, 0)] and kept.name == "counting"
+    with pytest.raises(ValueError, match="plain clips only"):
+        kept.generate(a, 4, [Switch(2, "upper", torch.zeros(3, 2, 2))], 0)

@@ -6,9 +6,9 @@ The metrics find the figure as the pixels that differ from the plate (`descripto
 and identity reads the top 22 % of that figure's box. A student that paints blotches around the figure
 moves that band onto the background. For each case this tool streams the student once and reports:
 
-1. per identity hit and miss of the plain clip, the share of background pixels (more than 8 px from
-   anywhere the true person ever is in frames 12-47) that differ from the plate by more than the
-   metric's threshold;
+1. per identity hit and miss of the plain clip, over the frames the metrics judge (12-47), the share
+   of background pixels (more than 8 px from anywhere the true person ever is in the clip) that the
+   metric's foreground takes for the figure;
 2. garment, identity and pattern of the same clips with every pixel more than `px` from anywhere the
    true person ever is replaced by the plate, for each `--px`: what a student with a clean background
    there would score. It uses the truth's silhouette, so it bounds the gain rather than measuring a model.
@@ -29,11 +29,11 @@ import torch.nn.functional as F  # noqa: E402
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
-from fashionchameleon.lab.metrics.generators import StudentGenerator  # noqa: E402
+from fashionchameleon.lab.metrics.descriptors import foreground_mask  # noqa: E402
+from fashionchameleon.lab.metrics.generators import KeptClips, StudentGenerator  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 
 SECTIONS = ("garment", "identity", "pattern")
-THRESHOLD = 0.12  # the metric's foreground threshold (`descriptors.foreground_mask`)
 
 
 def near_person(sample, frames: int, px: int) -> torch.Tensor:
@@ -42,30 +42,13 @@ def near_person(sample, frames: int, px: int) -> torch.Tensor:
     return F.max_pool2d(person, 2 * px + 1, 1, px)[0, 0] > 0
 
 
-class KeptClips:
-    """The student's clip of each case, streamed once and shared by every measure."""
-
-    supports_switches = False
-    chunk_frames = None
-
-    def __init__(self, weights: Path, name: str = "student"):
-        self.inner, self.name = StudentGenerator(load_embedded(weights, parts=("student",))), name
-        self.clips: dict[tuple[int, int, int], torch.Tensor] = {}
-
-    def generate(self, sample, frames: int, switches=(), seed: int = 0) -> torch.Tensor:
-        key = (int(sample.meta["seed"]), frames, int(seed))
-        if key not in self.clips:
-            self.clips[key] = self.inner.generate(sample, frames, switches, seed).float()
-        return self.clips[key]
-
-
 class PlateBeyond:
     """A generator's clips with the plate pasted `px` beyond the true person."""
 
     supports_switches = False
     chunk_frames = None
 
-    def __init__(self, inner: KeptClips, px: int):
+    def __init__(self, inner, px: int):
         self.inner, self.px, self.name = inner, int(px), f"plate beyond {px} px"
 
     def generate(self, sample, frames: int, switches=(), seed: int = 0) -> torch.Tensor:
@@ -85,7 +68,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing="fashion", start=args.start)
     cases = build_cases(cfg)
-    student = KeptClips(Path(args.weights))
+    student = KeptClips(StudentGenerator(load_embedded(Path(args.weights), parts=("student",))))
     gens = {student.name: student, **{g.name: g for g in (PlateBeyond(student, px) for px in args.px)}}
     result = run_eval(gens, cfg, cases=cases)
     print("| clips | garment | identity | pattern |\n|---|---:|---:|---:|")
@@ -97,7 +80,7 @@ def main() -> int:
     for case in cases:
         clip = student.generate(case.sample, cfg.frames, (), case.seed)[cfg.chunk:]
         far = ~near_person(case.sample, cfg.frames, 8)
-        off = (clip - case.sample.background.float()[None]).abs().amax(1) > THRESHOLD  # [T, H, W]
+        off = foreground_mask(clip, case.sample.background.float())  # [T, H, W]: off the plate, as the metric sees it
         blotched[hits[case.seed]].append(off[:, far].float().mean().item())
     for hit, shares in blotched.items():
         if shares:

@@ -38,7 +38,7 @@ import torch  # noqa: E402
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
-from fashionchameleon.lab.metrics.generators import StudentGenerator, covering_frames, teacher_inputs  # noqa: E402
+from fashionchameleon.lab.metrics.generators import KeptClips, StudentGenerator, covering_frames, teacher_inputs  # noqa: E402
 from fashionchameleon.lab.train.flatten import flatten_inside, region_mask  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 from fashionchameleon.runtime.stream.sampler import sample_teacher  # noqa: E402
@@ -72,7 +72,7 @@ class NoisedTruthTeacher:
     chunk_frames = None
 
     def __init__(self, model, sigma0: float, steps: int = 30, cfg: float = 1.0, shift: float = 5.0,
-                 flatten: tuple[str, ...] = (), flatten_px: int = 25, source: "StreamedClips | None" = None):
+                 flatten: tuple[str, ...] = (), flatten_px: int = 25, source: KeptClips | None = None):
         self.model, self.sigma0, self.steps, self.cfg, self.shift = model, float(sigma0), int(steps), float(cfg), shift
         self.flatten, self.flatten_px, self.source = tuple(flatten), int(flatten_px), source
         self.name = f"sigma0={sigma0:g}"
@@ -81,7 +81,7 @@ class NoisedTruthTeacher:
     def generate(self, sample, frames: int, switches=(), seed: int = 0) -> torch.Tensor:
         model, codec = self.model, self.model.codec
         n = covering_frames(codec, frames)
-        video = sample.video[:n] if self.source is None else self.source.clip(sample, n, seed)
+        video = sample.video[:n] if self.source is None else self.source.generate(sample, n, (), seed)
         if self.flatten:
             video = flatten_inside(video, region_mask({k: m[:n] for k, m in sample.masks.items()}, self.flatten),
                                    self.flatten_px)
@@ -97,21 +97,6 @@ class NoisedTruthTeacher:
                                 self.cfg, first_garment=sample.references.shape[0])
         out, _ = codec.decode(x0)
         return out[0].transpose(0, 1).float()[:frames].clamp(-1.0, 1.0)
-
-
-class StreamedClips:
-    """A student's stream of each case (`StudentGenerator`), made once and kept for every noise level."""
-
-    def __init__(self, weights: Path):
-        self.generator = StudentGenerator(load_embedded(weights, parts=("student",)))
-        self.clips: dict[tuple[int, int, int], torch.Tensor] = {}
-
-    def clip(self, sample, frames: int, seed: int) -> torch.Tensor:
-        """`[frames, 3, H, W]` in [-1, 1]: the student's clip of `sample` (the case's seed keys it)."""
-        key = (int(sample.meta["seed"]), frames, int(seed))
-        if key not in self.clips:
-            self.clips[key] = self.generator.generate(sample, frames, (), seed).float()
-        return self.clips[key]
 
 
 def main() -> int:
@@ -139,7 +124,8 @@ def main() -> int:
     cfg = EvalConfig(samples=args.samples, frames=48, sections=SECTIONS, framing=args.framing,
                      garment_layout=args.garment_layout, start=args.start)
     cases = build_cases(cfg)  # built once: their candidate descriptors are memoised across the levels
-    source = StreamedClips(Path(args.from_student)) if args.from_student else None
+    source = (KeptClips(StudentGenerator(load_embedded(Path(args.from_student), parts=("student",))))
+              if args.from_student else None)  # one stream per case, kept for every noise level
     rows = []
     for sigma0 in args.sigmas:
         gen = NoisedTruthTeacher(model, sigma0, args.steps, args.cfg, args.shift, args.flatten, args.flatten_px,

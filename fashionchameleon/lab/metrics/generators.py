@@ -33,7 +33,7 @@ from ..synthetic import Garment, Sample, SamplePlan, WorldConfig, garment_from_i
 from ..synthetic.world import render_video
 
 __all__ = ["Switch", "as_switch", "EvalSample", "ClipGenerator", "TryOffExtractor", "StudentGenerator",
-           "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
+           "KeptClips", "TeacherGenerator", "OracleGenerator", "CodecOracleGenerator", "ModelTryOff", "OracleTryOff", "render_frames",
            "switch_garments", "plan_of", "covering_frames"]
 
 
@@ -178,6 +178,27 @@ class StudentGenerator:
             session.schedule_switch(s.frame, s.slot, s.image, self.policy)
         out = [chunk.frames[0].transpose(0, 1).float().cpu() for chunk in session.generate(frames)]
         return torch.cat(out)[:frames].clamp(-1.0, 1.0)
+
+
+class KeptClips:
+    """A generator's plain clips (no switch), each made once and kept: several measures, or several
+    rows built on one clip (diagnostic tools), share one stream per case. Keyed by the case's world
+    seed, the frame count and the generation seed."""
+
+    supports_switches = False
+    chunk_frames = None
+
+    def __init__(self, inner: ClipGenerator, name: str | None = None):
+        self.inner, self.name = inner, name or getattr(inner, "name", "kept")
+        self.clips: dict[tuple[int, int, int], Tensor] = {}
+
+    def generate(self, sample: Sample, frames: int, switches: Sequence = (), seed: int = 0) -> Tensor:
+        if _switches(switches):
+            raise ValueError("KeptClips keeps plain clips only: generate with no switches")
+        key = (int(sample.meta["seed"]), int(frames), int(seed))
+        if key not in self.clips:
+            self.clips[key] = self.inner.generate(sample, frames, (), seed).float()
+        return self.clips[key]
 
 
 def teacher_inputs(model, sample: Sample) -> tuple[Tensor, Tensor, Tensor]:
