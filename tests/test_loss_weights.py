@@ -77,3 +77,7 @@ def test_world_batches_carry_every_mask_cover():
         assert cover.shape == batch.foreground.shape
         assert bool((cover <= batch.foreground + 1e-6).all()), name  # every region lies inside the person
     assert float(batch.regions["head"].sum()) > 0
+    # the person's pixel hull over the clip (the background term's): inside the frame, some but not all of it
+    hull = batch.person_hull
+    assert hull.shape == (2, 1, 144, 112) and set(hull.unique().tolist()) == {0.0, 1.0}
+    assert 0.05 < float(hull.mean()) < 0.6

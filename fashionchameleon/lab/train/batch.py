@@ -30,6 +30,8 @@ class LatentBatch:
     # the clips encoded again with the texture of `DataConfig.flatten_regions` averaged away
     # (`flatten.flatten_inside`), for the teacher's restoration objective; None when not asked for
     flat_video: torch.Tensor | None = None  # [B, C, F, h, w]
+    # pixels the person covers in any frame of the clip (world clips), for GR-DMD's background term; or None
+    person_hull: torch.Tensor | None = None  # [B, 1, H, W] in {0, 1}
 
     @property
     def conditions(self) -> torch.Tensor:
@@ -50,7 +52,7 @@ class LatentBatch:
         return LatentBatch(move(self.video), move(self.references), move(self.garments), list(self.prompts),
                            self.slots, move(self.reference_images), move(self.garment_images),
                            move(self.foreground), {k: move(v) for k, v in self.regions.items()},
-                           move(self.flat_video))
+                           move(self.flat_video), move(self.person_hull))
 
 
 LatentBatchFn = Callable[[int], LatentBatch]  # step -> batch (deterministic per step and rank)

@@ -159,10 +159,11 @@ class ClipBatches:
         shared = set(masks[0]).intersection(*masks[1:])
         covers = {k: latent_cover(torch.stack([m[k] for m in masks]), codec) for k in sorted(shared)}
         person = covers.pop("person", None)
+        hull = torch.stack([m["person"].any(0) for m in masks])[:, None].float() if person is not None else None
         return LatentBatch(video, refs, garments, [s.prompt for s in samples], names,
                            torch.stack([s.references[0] for s in samples]),
                            torch.stack([s.garments[names[0]] for s in samples]), person, covers,
-                           self._flat_video(samples, masks, codec))
+                           self._flat_video(samples, masks, codec), hull)
 
     def _flat_video(self, samples, masks: list[dict], codec: LatentCodec) -> torch.Tensor | None:
         """The clips encoded with `flatten_regions` averaged away `[B, C, F, h, w]`; None when not asked for."""

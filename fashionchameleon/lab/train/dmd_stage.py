@@ -50,6 +50,12 @@ log(m(rollout) / m(real clip))^2, m being a clip's mean absolute difference betw
 frames (over the whole frame, or over a region of the real clip with `motion_region`), so a carried
 stream that freezes deep in (or sways far more than its prompt) is pulled back to the real clips'
 amount of motion.
+
+Background term (`background` > 0; `background_term.py`): the generator's loss on its update steps gains
+`background` x the mean squared error, over the pixels more than `background_px` from anywhere the batch's
+real person is in its clip, between the decoded rollout and the codec's rendering of the real clip there
+(its static plate), its gradient passing through the frozen decoder: blotches painted around the figure,
+which the metrics take for the figure, cost what they cost the identity score.
 """
 from __future__ import annotations
 
@@ -78,6 +84,7 @@ from .adversarial import PatchHead, frozen, generator_loss, head_loss
 from .dit_stage import DiffusionStageConfig, build_model_config, build_text, init_weights
 from .ema import lerp_parameters
 from .motion_term import motion_loss
+from .background_term import away_from_person, background_loss
 from .reward import ChunkReward, gr_weights
 
 __all__ = ["CarriedStream", "DMDStageConfig", "DMDStage"]
@@ -135,9 +142,11 @@ class DMDStageConfig(JsonConfig):
     motion: float = 0.0  # the motion-matching term's weight in the generator's loss (0: off; `motion_term.py`)
     motion_region: str = ""  # where the term measures motion: "" the whole frame, "person" (the batch's
     # foreground) or one of the batch's region masks (world data: e.g. "skin"), averaged over the real clip
+    background: float = 0.0  # the background term's weight in the generator's loss (0: off; `background_term.py`)
+    background_px: int = 2  # the term reads pixels more than this far from anywhere the real person is
 
     def __post_init__(self) -> None:
-        for name in ("gan", "motion"):
+        for name in ("gan", "motion", "background", "background_px"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.motion_region and not self.motion:
@@ -183,6 +192,11 @@ class DMDStage:
             if codec is None:
                 raise ValueError("reproject needs the stage's codec (DMDStage(codec=...))")
             check_reprojectable(codec)
+        if cfg.background:
+            if codec is None:
+                raise ValueError("background needs the stage's codec (DMDStage(codec=...)) to decode the rollout")
+            if isinstance(codec, torch.nn.Module):  # the term's gradient passes through the decoder to the rollout only
+                codec.requires_grad_(False)
         if cfg.reweight and (codec is None or reward is None):
             raise ValueError("GR-DMD reweighting needs a codec (to decode chunks) and a reward; "
                              "pass both or set reweight=false for plain DMD")
@@ -405,6 +419,17 @@ class DMDStage:
                              f"it has {batch.mask_names}")
         return cover.float().mean(2, keepdim=True)
 
+    def background_term(self, video: torch.Tensor, batch: LatentBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the background loss of the rollout `video` `[B, C, F, h, w]`, `[B]` share of its away pixels that
+        are off the real clip's background); `background_term.py`."""
+        if batch.person_hull is None:
+            raise ValueError("background needs the batch's person_hull (where the real person is: world data); "
+                             "this batch has none: set background to 0 for clips without person masks")
+        with torch.no_grad():
+            target = self.codec.decode(batch.video)[0].float().mean(2)  # [B, 3, H, W]: the real clip's plate
+        pixels = self.codec.decode(video)[0].float()  # [B, 3, T, H, W]
+        return background_loss(pixels, target, away_from_person(batch.person_hull, self.cfg.background_px))
+
     # ------------------------------------------------------------------ step
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -442,6 +467,10 @@ class DMDStage:
                 move, ratio = motion_loss(video, batch.video, self.motion_cells(batch))
                 loss = loss + cfg.motion * move
                 metrics.update(motion=move.detach(), motion_ratio=ratio.mean())
+            if cfg.background:
+                bg, off = self.background_term(video, batch)
+                loss = loss + cfg.background * bg
+                metrics.update(background=bg.detach(), background_off=off.mean())
             self.gen_opt.zero_grad(set_to_none=True)
             loss.backward()
             sync_gradients(self.generator.parameters(), self.dist)
