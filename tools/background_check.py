@@ -24,22 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from fashionchameleon.lab.metrics.cases import build_cases  # noqa: E402
 from fashionchameleon.lab.metrics.config import EvalConfig  # noqa: E402
 from fashionchameleon.lab.metrics.evaluate import run_eval  # noqa: E402
 from fashionchameleon.lab.metrics.descriptors import foreground_mask  # noqa: E402
 from fashionchameleon.lab.metrics.generators import KeptClips, StudentGenerator  # noqa: E402
+from fashionchameleon.lab.train.background_term import away_from_person  # noqa: E402
 from fashionchameleon.runtime.embedded import load_embedded  # noqa: E402
 
 SECTIONS = ("garment", "identity", "pattern")
 
 
-def near_person(sample, frames: int, px: int) -> torch.Tensor:
-    """`[H, W]` bool: within `px` of a pixel the true person covers in any of the first `frames` frames."""
-    person = sample.masks["person"][:frames].any(0).float()[None, None]
-    return F.max_pool2d(person, 2 * px + 1, 1, px)[0, 0] > 0
+def away_from_true_person(sample, frames: int, px: int) -> torch.Tensor:
+    """`[H, W]` bool: more than `px` from every pixel the true person covers in any of the first `frames`
+    frames (the rule GR-DMD's background term reads the real clip's background with)."""
+    return away_from_person(sample.masks["person"][:frames].any(0).float()[None, None], px)[0, 0]
 
 
 class PlateBeyond:
@@ -53,7 +53,7 @@ class PlateBeyond:
 
     def generate(self, sample, frames: int, switches=(), seed: int = 0) -> torch.Tensor:
         clip = self.inner.generate(sample, frames, switches, seed)
-        keep = near_person(sample, frames, self.px)[None, None]
+        keep = ~away_from_true_person(sample, frames, self.px)[None, None]
         return torch.where(keep, clip, sample.background.float()[None])
 
 
@@ -79,7 +79,7 @@ def main() -> int:
     blotched: dict[bool, list[float]] = {True: [], False: []}
     for case in cases:
         clip = student.generate(case.sample, cfg.frames, (), case.seed)[cfg.chunk:]
-        far = ~near_person(case.sample, cfg.frames, 8)
+        far = away_from_true_person(case.sample, cfg.frames, 8)
         off = foreground_mask(clip, case.sample.background.float())  # [T, H, W]: off the plate, as the metric sees it
         blotched[hits[case.seed]].append(off[:, far].float().mean().item())
     for hit, shares in blotched.items():
